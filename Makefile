@@ -1,0 +1,51 @@
+# One verb per target. The first target that needs Python makes .venv and installs the project
+# into it, and installs again whenever pyproject.toml changes: nothing is installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+LAUNCHER ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev test lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed: set PYTHON=python3.11 (or newer)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --editable '.[dev]'
+	@touch $@
+
+run: $(INSTALLED) ## Serve the app with the default launcher (LAUNCHER=, else uvicorn)
+	@exec $(PY) -m launchers $(LAUNCHER)
+
+run-uvicorn: $(INSTALLED) ## Serve with uvicorn's multiprocess manager (spawn)
+	@exec $(PY) -m launchers uvicorn
+
+run-gunicorn: $(INSTALLED) ## Serve with gunicorn pre-fork and uvicorn workers
+	@exec $(PY) -m launchers gunicorn
+
+run-fastapi: $(INSTALLED) ## Serve with `fastapi run` (fastapi-cli)
+	@exec $(PY) -m launchers fastapi
+
+run-dev: $(INSTALLED) ## Serve one worker that restarts on code changes
+	@RELOAD=true exec $(PY) -m launchers $(LAUNCHER)
+
+test: $(INSTALLED) ## Run the whole test suite
+	$(PY) -m pytest
+
+lint: $(INSTALLED) ## Check formatting, lint and types (ruff, mypy)
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+format: $(INSTALLED) ## Format and fix what ruff can
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

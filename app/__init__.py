@@ -1,0 +1,1 @@
+"""A small FastAPI application that makes deployment concepts visible."""

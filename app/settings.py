@@ -1,0 +1,88 @@
+"""The one settings model: every environment variable the project reads is declared here, once.
+
+Launchers translate a `Settings` into their server's native options; the app reads the same model
+in every worker. Field names are the variable names in lower case (`WEB_CONCURRENCY` is
+`web_concurrency`), read from the environment first, then from `.env` in the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, validate_default=True
+    )
+
+    launcher: str = Field(
+        "uvicorn",
+        description="Launcher that `python -m launchers` runs when none is named. Launchers set "
+        "it for their workers, so `/info` reports what really serves.",
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on; `0.0.0.0` in a container.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    web_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Worker processes. Unset: the CPUs this process may use (affinity and cgroup "
+        "quota), capped by `MAX_WORKERS`. Launchers set it for their workers to the count in use.",
+    )
+    max_workers: int = Field(
+        8, ge=1, description="Cap on the computed worker count (not on `WEB_CONCURRENCY`)."
+    )
+    reload: bool = Field(
+        False, description="Restart on code changes (development only; implies one worker)."
+    )
+    log_level: LogLevel = Field("info", description="Server log level.")
+    keep_alive_timeout: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection stays open."
+    )
+    graceful_timeout: int = Field(
+        30, ge=1, description="Seconds in-flight requests get to finish on shutdown or reload."
+    )
+    proxy_headers: bool = Field(
+        True,
+        description="Trust `X-Forwarded-For`/`-Proto` from the addresses in `FORWARDED_ALLOW_IPS`.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated proxy addresses or networks to trust; `*` trusts all.",
+    )
+    root_path: str = Field(
+        "", description="Path prefix under which a proxy mounts the app (e.g. `/api`)."
+    )
+    tls_certfile: str | None = Field(
+        None, description="PEM certificate chain; set with `TLS_KEYFILE` to serve HTTPS."
+    )
+    tls_keyfile: str | None = Field(None, description="PEM private key of `TLS_CERTFILE`.")
+    demo_endpoints: bool = Field(
+        True, description="Serve `/demo/*` (sleep, cpu); switch off in production."
+    )
+
+    @field_validator("tls_certfile", "tls_keyfile")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError("no such file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("TLS_CERTFILE and TLS_KEYFILE go together: set both or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"

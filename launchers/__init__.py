@@ -1,0 +1,17 @@
+"""Launchers: each module translates one `Settings` into one server's native command.
+
+A launcher module has the shape of `launchers.command.Launcher`. This registry is the only place
+that knows them all: adding a launcher is one module and one line here.
+"""
+
+from __future__ import annotations
+
+APP = "app.main:app"
+
+LAUNCHERS = {
+    "uvicorn": "launchers.uvicorn",
+    "gunicorn": "launchers.gunicorn",
+    "fastapi-cli": "launchers.fastapi_cli",
+}
+
+ALIASES = {"fastapi": "fastapi-cli"}

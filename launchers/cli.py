@@ -1,0 +1,78 @@
+"""`python -m launchers [NAME] [--print]`: validate settings, translate, then become the server.
+
+The launcher replaces itself with the server (exec), so the server's manager gets the signals a
+terminal or container runtime sends, and there is no extra process to forward them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import cast
+
+from pydantic import ValidationError
+
+from app.settings import Settings
+from launchers import ALIASES, APP, LAUNCHERS
+from launchers.command import Command, Launcher
+from launchers.errors import ConfigError, from_validation
+from launchers.preflight import check_port, unsupported
+from launchers.workers import worker_count
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: Settings
+    command: Command
+    banner: str  # the start-up line: where, how many workers, and why
+    warnings: list[str]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m launchers", description=__doc__)
+    choices = ", ".join([*LAUNCHERS, *ALIASES])
+    parser.add_argument("name", nargs="?", help=f"launcher ({choices}); default: LAUNCHER")
+    parser.add_argument(
+        "--print", action="store_true", help="print the native command and exit, run nothing"
+    )
+    args = parser.parse_args(argv)
+    try:
+        plan = prepare(args.name)
+        if not args.print:
+            check_port(plan.settings)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.print:
+        print(plan.command.render())
+        return 0
+    print(plan.banner, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execvpe(plan.command.argv[0], plan.command.argv, os.environ | plan.command.env)
+
+
+def prepare(requested: str | None) -> Plan:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise from_validation(error) from None
+    name = ALIASES.get(requested or settings.launcher, requested or settings.launcher)
+    if name not in LAUNCHERS:
+        culprit = f"launcher {requested!r}" if requested else f"LAUNCHER={settings.launcher!r}"
+        raise ConfigError(f"{culprit} is unknown: choose one of {', '.join(LAUNCHERS)}.")
+    launcher = cast(Launcher, importlib.import_module(LAUNCHERS[name]))
+    workers = worker_count(settings)
+    # Workers learn how they are served from these two variables, not by guessing.
+    settings = settings.model_copy(update={"launcher": name, "web_concurrency": workers.count})
+    warnings = unsupported(name, launcher, settings)
+    command = launcher.command(settings)
+    env = {"LAUNCHER": name, "WEB_CONCURRENCY": str(workers.count)}
+    command = Command(command.argv, command.env | env, command.config)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"{settings.scheme}://{host}:{settings.port}"
+    return Plan(settings, command, f"{name}: serving {APP} at {url} with {workers}", warnings)

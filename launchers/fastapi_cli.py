@@ -1,0 +1,33 @@
+"""`fastapi run`: FastAPI's own command, which calls `uvicorn.run()` with a few options.
+
+It is uvicorn underneath (spawn model with `--workers`), but exposes only host, port, workers,
+reload, root path and proxy headers; and, because it calls `uvicorn.run()` rather than uvicorn's
+CLI, `UVICORN_*` variables do not reach it. The entrypoint is passed explicitly: path discovery
+would import the app once more in the parent process.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from app.settings import Settings
+from launchers import APP
+from launchers.command import Command, cli_options
+
+OPTIONS = {
+    "host": "--host",
+    "port": "--port",
+    "web_concurrency": "--workers",
+    "reload": "--reload/--no-reload",
+    "proxy_headers": "--proxy-headers/--no-proxy-headers",
+    "forwarded_allow_ips": "--forwarded-allow-ips",
+    "root_path": "--root-path",
+}
+
+# Serving plain HTTP when HTTPS was asked for would be wrong, not merely different.
+REFUSED = frozenset({"tls_certfile", "tls_keyfile"})
+
+
+def command(settings: Settings) -> Command:
+    argv = [sys.executable, "-m", "fastapi", "run", "--entrypoint", APP]
+    return Command(argv + cli_options(settings, OPTIONS))

@@ -1,0 +1,119 @@
+"""Real servers for tests: started as subprocesses on free ports, always stopped, workers too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Settings a developer's shell may carry; tests start from none of them.
+SETTINGS_ENV = {
+    "LAUNCHER", "HOST", "PORT", "WEB_CONCURRENCY", "MAX_WORKERS", "RELOAD", "LOG_LEVEL",
+    "KEEP_ALIVE_TIMEOUT", "GRACEFUL_TIMEOUT", "PROXY_HEADERS", "FORWARDED_ALLOW_IPS",
+    "ROOT_PATH", "TLS_CERTFILE", "TLS_KEYFILE", "DEMO_ENDPOINTS",
+}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SETTINGS_ENV}
+    return env | {"PYTHONUNBUFFERED": "1"} | settings
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serve(
+    argv: list[str], workdir: Path, ready: str = "/healthz", timeout: float = 30, **settings: str
+) -> Iterator[Server]:
+    """Start `argv` in its own process group and yield once `ready` answers 200.
+
+    The working directory is a fresh one, so no `.env` of the developer's leaks in.
+    """
+    port = free_port()
+    env = clean_env(PORT=str(port), **settings)
+    log = workdir / f"server-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_ready(server, ready, timeout)
+        yield server
+    finally:
+        stop(proc)
+
+
+def launcher(name: str) -> list[str]:
+    return [sys.executable, "-m", "launchers", name]
+
+
+def wait_ready(server: Server, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"server exited with {server.proc.returncode}:\n{server.output()}")
+        try:
+            if httpx.get(server.url + path, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"server not ready in {timeout} s:\n{server.output()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the whole process group: the manager and every worker it started."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs, after a grace of 5 s. Exited ones that nobody
+    reaped (zombies: the multiprocessing resource tracker is re-parented to a PID 1 that may not
+    reap) don't count."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not _running_in_group(pgid):
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _running_in_group(pgid: int) -> list[int]:
+    running = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...; comm may hold spaces, so split after its ')'.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            running.append(int(stat.parent.name))
+    return running

@@ -1,0 +1,103 @@
+"""`python -m launchers`: --print, and bad configuration reported as one paragraph."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from launchers.cli import main
+from tests.servers import clean_env, free_port
+
+
+def run(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """The launcher as a user runs it: a real process, its real output."""
+    return subprocess.run(
+        [sys.executable, "-m", "launchers", *args],
+        cwd=tmp_path,
+        env=clean_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def assert_clear_error(result: subprocess.CompletedProcess[str], *culprits: str) -> None:
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1, "one paragraph"
+    assert "Traceback" not in result.stderr + result.stdout
+    for culprit in culprits:
+        assert culprit in result.stderr
+
+
+def test_print_shows_the_native_command(tmp_path: Path) -> None:
+    result = run(tmp_path, "uvicorn", "--print", WEB_CONCURRENCY="2", PORT="8123")
+    assert result.returncode == 0
+    assert result.stdout.startswith("LAUNCHER=uvicorn WEB_CONCURRENCY=2 ")
+    assert "-m uvicorn app.main:app --host 127.0.0.1 --port 8123 --workers 2 " in result.stdout
+
+
+def test_default_launcher_comes_from_the_launcher_setting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAUNCHER", "fastapi")
+    assert main(["--print"]) == 0
+    assert "LAUNCHER=fastapi-cli " in capsys.readouterr().out
+
+
+def test_web_concurrency_not_a_number(tmp_path: Path) -> None:
+    result = run(tmp_path, "uvicorn", WEB_CONCURRENCY="abc")
+    assert_clear_error(result, "WEB_CONCURRENCY='abc' is not a whole number")
+
+
+def test_port_out_of_range(tmp_path: Path) -> None:
+    assert_clear_error(
+        run(tmp_path, "gunicorn", PORT="70000"), "PORT='70000' must be at most 65535"
+    )
+
+
+def test_several_problems_named_at_once_and_dotenv_named(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("LOG_LEVEL=loud\n")
+    result = run(tmp_path, "uvicorn", RELOAD="maybe")
+    assert_clear_error(
+        result, "RELOAD='maybe' is not true or false", "LOG_LEVEL='loud' (from .env)"
+    )
+
+
+def test_tls_files_must_exist_and_come_in_pairs(tmp_path: Path) -> None:
+    result = run(tmp_path, "uvicorn", TLS_CERTFILE="nope.pem")
+    assert_clear_error(result, "TLS_CERTFILE='nope.pem' no such file")
+    (tmp_path / "cert.pem").write_text("x")
+    result = run(tmp_path, "uvicorn", TLS_CERTFILE="cert.pem")
+    assert_clear_error(result, "TLS_CERTFILE and TLS_KEYFILE go together")
+
+
+def test_unknown_launcher(tmp_path: Path) -> None:
+    assert_clear_error(run(tmp_path, "hypercorn"), "launcher 'hypercorn' is unknown", "gunicorn")
+    assert_clear_error(run(tmp_path, LAUNCHER="nginx"), "LAUNCHER='nginx' is unknown")
+
+
+def test_busy_port_is_named(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for name in ("uvicorn", "gunicorn", "fastapi"):
+            result = run(tmp_path, name, PORT=str(port))
+            assert_clear_error(result, f"PORT={port}: 127.0.0.1:{port} is already in use")
+
+
+def test_host_that_is_not_ours(tmp_path: Path) -> None:
+    result = run(tmp_path, "uvicorn", HOST="192.0.2.1", PORT=str(free_port()))
+    assert_clear_error(result, "HOST='192.0.2.1' is not an address of this machine")
+
+
+def test_fastapi_cli_refuses_tls(tmp_path: Path) -> None:
+    (tmp_path / "c.pem").write_text("x")
+    (tmp_path / "k.pem").write_text("x")
+    result = run(tmp_path, "fastapi", TLS_CERTFILE="c.pem", TLS_KEYFILE="k.pem")
+    assert_clear_error(result, "fastapi-cli cannot honour TLS_CERTFILE='c.pem'")

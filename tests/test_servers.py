@@ -1,0 +1,120 @@
+"""Each launcher for real: a subprocess on a free port, two workers, real sockets and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import ROOT, Server, group_alive, launcher, serve
+
+LABELS = {"uvicorn": "uvicorn", "gunicorn": "gunicorn", "fastapi": "fastapi-cli"}
+GRACEFUL = 5
+
+
+def worker_pids(url: str, timeout: float = 20) -> set[int]:
+    """Pids of two different workers, proven by asking one while the other is busy.
+
+    A worker burning CPU on its event loop cannot accept, so `/info` requests on fresh
+    connections meanwhile must be answered by another worker (once it has started).
+    """
+    deadline = time.monotonic() + timeout
+    seen: set[int] = set()
+    with ThreadPoolExecutor(1) as pool:
+        while time.monotonic() < deadline and len(seen) < 2:
+            busy = pool.submit(httpx.get, url + "/demo/cpu", params={"ms": 500}, timeout=10)
+            while not busy.done():
+                seen.add(httpx.get(url + "/info", timeout=10).json()["pid"])
+            seen.add(busy.result().json()["pid"])
+    return seen
+
+
+def stop_with(server: Server, sig: signal.Signals, within: float) -> int:
+    started = time.monotonic()
+    server.proc.send_signal(sig)
+    returncode = server.proc.wait(timeout=within)
+    assert time.monotonic() - started < within
+    assert not group_alive(server.proc.pid), "a worker outlived its manager"
+    return returncode
+
+
+@pytest.mark.parametrize("name", list(LABELS))
+def test_two_workers_serve_and_stop_on_sigterm(name: str, tmp_path: Path) -> None:
+    argv = launcher(name)
+    with serve(argv, tmp_path, WEB_CONCURRENCY="2", GRACEFUL_TIMEOUT=str(GRACEFUL)) as server:
+        assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(server.url + "/readyz").status_code == 200
+        info = httpx.get(server.url + "/info").json()
+        assert (info["launcher"], info["workers"], info["tls"]) == (LABELS[name], 2, False)
+        assert info["ppid"] == server.proc.pid, "workers are children of the manager"
+        pids = worker_pids(server.url)
+        assert len(pids) == 2
+        assert server.proc.pid not in pids
+        assert stop_with(server, signal.SIGTERM, within=GRACEFUL) == 0
+        assert "with 2 workers: WEB_CONCURRENCY=2" in server.output()
+
+
+def test_computed_worker_count_is_explained(tmp_path: Path) -> None:
+    with serve(launcher("uvicorn"), tmp_path, MAX_WORKERS="1") as server:
+        assert httpx.get(server.url + "/info").json()["workers"] == 1
+        assert stop_with(server, signal.SIGINT, within=GRACEFUL) in (0, -signal.SIGINT)
+    assert "with 1 worker: " in server.output()
+    assert "capped by MAX_WORKERS=1" in server.output() or "1 CPU available" in server.output()
+
+
+def test_root_path_and_proxy_headers_reach_the_gunicorn_workers(tmp_path: Path) -> None:
+    """Settings uvicorn-worker leaves unmapped are passed by our worker class."""
+    with serve(launcher("gunicorn"), tmp_path, WEB_CONCURRENCY="1", ROOT_PATH="/api") as server:
+        assert httpx.get(server.url + "/info").json()["root_path"] == "/api"
+        docs = httpx.get(server.url + "/openapi.json").json()
+        assert docs["servers"] == [{"url": "/api"}]
+
+
+def test_reload_restarts_the_worker_on_a_code_change(tmp_path: Path) -> None:
+    with serve(launcher("uvicorn"), tmp_path, RELOAD="true") as server:
+        before = httpx.get(server.url + "/info").json()["pid"]
+        (tmp_path / "changed.py").write_text("x = 1\n")
+        deadline = time.monotonic() + 20
+        after = before
+        while after == before and time.monotonic() < deadline:
+            with suppress(httpx.TransportError):  # between the old worker and the new one
+                after = httpx.get(server.url + "/info", timeout=2).json()["pid"]
+            time.sleep(0.1)
+        assert after != before
+    assert "with 1 worker: RELOAD=true" in server.output()
+
+
+def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    argv = ["make", "--no-print-directory", "-C", str(ROOT), "run"]
+    with serve(argv, tmp_path, WEB_CONCURRENCY="2") as server:
+        info = httpx.get(server.url + "/info").json()
+        assert (info["launcher"], info["workers"]) == ("uvicorn", 2)
+        assert len(worker_pids(server.url)) == 2
+        # Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
+        started = time.monotonic()
+        os.killpg(server.proc.pid, signal.SIGINT)
+        server.proc.wait(timeout=20)
+        assert time.monotonic() - started < 20
+        assert not group_alive(server.proc.pid)
+    assert "uvicorn: serving app.main:app at http://127.0.0.1:" in server.output()
+    assert "Traceback" not in server.output()
+
+
+def test_make_run_with_bad_setting_fails_clearly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-s", "-C", str(ROOT), "run"],
+        env={**os.environ, "WEB_CONCURRENCY": "abc"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "WEB_CONCURRENCY='abc' is not a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
