@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 LAUNCHER ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev test lint format clean
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev test lint format docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lint: $(INSTALLED) ## Check formatting, lint and types (ruff, mypy)
 format: $(INSTALLED) ## Format and fix what ruff can
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+docs: $(INSTALLED) ## Regenerate the README's settings table from the settings model
+	$(PY) -m launchers.docs
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

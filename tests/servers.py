@@ -106,6 +106,20 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def workers(manager: int) -> set[int]:
+    """Worker processes of a manager: its children, less multiprocessing's resource tracker."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == manager and b"resource_tracker" not in cmdline:
+            found.add(int(stat.parent.name))
+    return found
+
+
 def _running_in_group(pgid: int) -> list[int]:
     running = []
     for stat in Path("/proc").glob("[0-9]*/stat"):

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ROOT, Server, group_alive, launcher, serve
+from tests.servers import ROOT, Server, group_alive, launcher, serve, workers
 
 LABELS = {"uvicorn": "uvicorn", "gunicorn": "gunicorn", "fastapi": "fastapi-cli"}
 GRACEFUL = 5
@@ -118,3 +119,26 @@ def test_make_run_with_bad_setting_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "WEB_CONCURRENCY='abc' is not a whole number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])
+def test_manager_signals_replace_and_scale_workers(name: str, tmp_path: Path) -> None:
+    with serve(launcher(name), tmp_path, WEB_CONCURRENCY="2") as server:
+        manager = server.proc.pid
+        wait_for(lambda: len(workers(manager)) == 2)
+        before = workers(manager)
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(workers(manager)) == 2 and not workers(manager) & before)
+        assert len(worker_pids(server.url)) == 2, "the new workers serve"
+        server.proc.send_signal(signal.SIGTTIN)
+        wait_for(lambda: len(workers(manager)) == 3)
+        server.proc.send_signal(signal.SIGTTOU)
+        wait_for(lambda: len(workers(manager)) == 2)
+        assert httpx.get(server.url + "/healthz").status_code == 200
