@@ -100,7 +100,7 @@ def group_alive(pgid: int) -> bool:
     reap) don't count."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if not _running_in_group(pgid):
+        if not [p for p in _processes() if p.pgid == pgid]:
             return False
         time.sleep(0.05)
     return True
@@ -108,26 +108,27 @@ def group_alive(pgid: int) -> bool:
 
 def workers(manager: int) -> set[int]:
     """Worker processes of a manager: its children, less multiprocessing's resource tracker."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[1]) == manager and b"resource_tracker" not in cmdline:
-            found.add(int(stat.parent.name))
-    return found
+    return {
+        p.pid for p in _processes() if p.ppid == manager and b"resource_tracker" not in p.cmdline
+    }
 
 
-def _running_in_group(pgid: int) -> list[int]:
-    running = []
+@dataclass(frozen=True)
+class _Process:
+    pid: int
+    ppid: int
+    pgid: int
+    cmdline: bytes
+
+
+def _processes() -> Iterator[_Process]:
+    """Running (not zombie) processes, from /proc."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # pid (comm) state ppid pgrp ...; comm may hold spaces, so split after its ')'.
-            fields = stat.read_text().rpartition(")")[2].split()
+            state, ppid, pgid = stat.read_text().rpartition(")")[2].split()[:3]
+            cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            running.append(int(stat.parent.name))
-    return running
+            continue  # exited while we looked
+        if state != "Z":
+            yield _Process(int(stat.parent.name), int(ppid), int(pgid), cmdline)
