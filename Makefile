@@ -6,9 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 LAUNCHER ?=
+CERTS ?= certs
+TRUST_STORES ?= system nss
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev test lint format docs clean
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev run-tls certs trust untrust test lint format docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,6 +35,19 @@ run-fastapi: $(INSTALLED) ## Serve with `fastapi run` (fastapi-cli)
 
 run-dev: $(INSTALLED) ## Serve one worker that restarts on code changes
 	@RELOAD=true exec $(PY) -m launchers $(LAUNCHER)
+
+run-tls: certs ## Serve over HTTPS with the development certificate (LAUNCHER=uvicorn|gunicorn)
+	@TLS_CERTFILE=$(CERTS)/server.pem TLS_KEYFILE=$(CERTS)/server-key.pem \
+		exec $(PY) -m launchers $(LAUNCHER)
+
+certs: $(INSTALLED) ## Make the development CA (once) and a server certificate in certs/
+	@$(PY) -m devtls.certs $(CERTS)
+
+trust: certs ## Trust the development CA: system store, Chromium and Firefox (NSS)
+	@$(PY) -m devtls.trust install $(CERTS)/ca.pem $(TRUST_STORES:%=--store %)
+
+untrust: $(INSTALLED) ## Remove the development CA from those stores again
+	@$(PY) -m devtls.trust uninstall $(CERTS)/ca.pem $(TRUST_STORES:%=--store %)
 
 test: $(INSTALLED) ## Run the whole test suite
 	$(PY) -m pytest

@@ -8,10 +8,10 @@ in every worker. Field names are the variable names in lower case (`WEB_CONCURRE
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -62,9 +62,26 @@ class Settings(BaseSettings):
         None, description="PEM certificate chain; set with `TLS_KEYFILE` to serve HTTPS."
     )
     tls_keyfile: str | None = Field(None, description="PEM private key of `TLS_CERTFILE`.")
+    tls_names: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Extra names for the development certificate (`make certs`), comma-separated, "
+        "besides `localhost`, `127.0.0.1` and `::1`; e.g. `myapp.test`.",
+    )
+    http2: bool = Field(
+        False,
+        description="Offer HTTP/2 through ALPN, HTTP/1.1 still offered (uvicorn's young `zttp` "
+        "protocol; httptools otherwise).",
+    )
     demo_endpoints: bool = Field(
         True, description="Serve `/demo/*` (sleep, cpu); switch off in production."
     )
+
+    @field_validator("tls_names", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @field_validator("tls_certfile", "tls_keyfile")
     @classmethod

@@ -6,6 +6,12 @@ that knows them all: adding a launcher is one module and one line here.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from launchers.command import Launcher
+
 APP = "app.main:app"
 
 LAUNCHERS = {
@@ -15,3 +21,7 @@ LAUNCHERS = {
 }
 
 ALIASES = {"fastapi": "fastapi-cli"}
+
+
+def load(name: str) -> Launcher:
+    return cast("Launcher", importlib.import_module(LAUNCHERS[name]))

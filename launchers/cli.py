@@ -7,20 +7,21 @@ terminal or container runtime sends, and there is no extra process to forward th
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from dataclasses import dataclass
-from typing import cast
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from app.settings import Settings
-from launchers import ALIASES, APP, LAUNCHERS
-from launchers.command import Command, Launcher
+from launchers import ALIASES, APP, LAUNCHERS, load
+from launchers.command import Command
 from launchers.errors import ConfigError, from_validation
-from launchers.preflight import check_port, unsupported
+from launchers.preflight import check_port, check_tls, unsupported
 from launchers.workers import worker_count
+
+LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = prepare(args.name)
         if not args.print:
+            check_tls(plan.settings)
             check_port(plan.settings)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -65,7 +67,7 @@ def prepare(requested: str | None) -> Plan:
     if name not in LAUNCHERS:
         culprit = f"launcher {requested!r}" if requested else f"LAUNCHER={settings.launcher!r}"
         raise ConfigError(f"{culprit} is unknown: choose one of {', '.join(LAUNCHERS)}.")
-    launcher = cast(Launcher, importlib.import_module(LAUNCHERS[name]))
+    launcher = load(name)
     workers = worker_count(settings)
     # Workers learn how they are served from these two variables, not by guessing.
     settings = settings.model_copy(update={"launcher": name, "web_concurrency": workers.count})
@@ -73,6 +75,25 @@ def prepare(requested: str | None) -> Plan:
     command = launcher.command(settings)
     env = {"LAUNCHER": name, "WEB_CONCURRENCY": str(workers.count)}
     command = Command(command.argv, command.env | env, command.config)
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    url = f"{settings.scheme}://{host}:{settings.port}"
-    return Plan(settings, command, f"{name}: serving {APP} at {url} with {workers}", warnings)
+    banner = f"{name}: serving {APP} at {_url(settings)} with {workers}"
+    return Plan(settings, command, banner + _trust_hint(settings), warnings)
+
+
+def _url(settings: Settings) -> str:
+    host = settings.host
+    if settings.tls and host in LOCAL_HOSTS:
+        host = "localhost"  # the name browsers expect, and the development certificate carries
+    host = f"[{host}]" if ":" in host else host
+    return f"{settings.scheme}://{host}:{settings.port}"
+
+
+def _trust_hint(settings: Settings) -> str:
+    if settings.tls_certfile is None:
+        return ""
+    ca = Path(settings.tls_certfile).parent / "ca.pem"
+    if not ca.exists():
+        return ""
+    return (
+        f"\n  clients trust it once they trust {ca}: `make trust` for browsers and curl, "
+        f"SSL_CERT_FILE={ca} for Python"
+    )

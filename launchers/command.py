@@ -35,6 +35,11 @@ class Launcher(Protocol):
     def REFUSED(self) -> frozenset[str]:
         """Settings this launcher refuses to start with, because ignoring them would be wrong."""
 
+    @property
+    def IGNORED(self) -> Mapping[str, object]:
+        """Settings it cannot pass -> what its server does instead. A value that differs from
+        that draws a warning at start."""
+
     def command(self, settings: Settings) -> Command: ...
 
 
@@ -47,7 +52,7 @@ def cli_options(settings: Settings, options: Mapping[str, str]) -> list[str]:
             on, off = flag.split("/")
             argv.append(on if value else off)
         elif isinstance(value, bool):
-            argv += [flag] if value else []
+            argv += flag.split() if value else []
         elif value not in (None, ""):
             argv += [flag, str(value)]
     return argv

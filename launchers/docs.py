@@ -5,14 +5,12 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
 from pathlib import Path
-from typing import cast
 
 from app.settings import Settings
-from launchers import LAUNCHERS
+from launchers import LAUNCHERS, load
 from launchers.command import Launcher
 from launchers.preflight import NOT_SERVER_OPTIONS
 
@@ -20,9 +18,7 @@ BEGIN, END = "<!-- settings-table: begin -->", "<!-- settings-table: end -->"
 
 
 def settings_table() -> str:
-    launchers = {
-        name: cast(Launcher, importlib.import_module(module)) for name, module in LAUNCHERS.items()
-    }
+    launchers = {name: load(name) for name in LAUNCHERS}
     header = ["Variable", "Default", "Meaning", *launchers]
     rows = [header, ["---"] * len(header)]
     for field, info in Settings.model_fields.items():
@@ -46,7 +42,9 @@ def _native(field: str, launcher: Launcher) -> str:
         return "·"
     if field in launcher.OPTIONS:
         return f"`{launcher.OPTIONS[field]}`"
-    return "refuses" if field in launcher.REFUSED else "ignored, warns"
+    if field in launcher.REFUSED:
+        return "refuses to start"
+    return f"no (it uses `{launcher.IGNORED.get(field)}`; warns)"
 
 
 def update(readme: Path) -> bool:

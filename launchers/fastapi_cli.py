@@ -27,6 +27,14 @@ OPTIONS = {
 # Serving plain HTTP when HTTPS was asked for would be wrong, not merely different.
 REFUSED = frozenset({"tls_certfile", "tls_keyfile"})
 
+# What `uvicorn.run()` does when fastapi-cli does not pass an option.
+IGNORED: dict[str, object] = {
+    "log_level": "info",
+    "keep_alive_timeout": 5,
+    "graceful_timeout": None,  # waits for in-flight requests without limit
+    "http2": False,
+}
+
 
 def command(settings: Settings) -> Command:
     argv = [sys.executable, "-m", "fastapi", "run", "--entrypoint", APP]

@@ -8,6 +8,7 @@ configuration and the running one are the same translation.
 
 from __future__ import annotations
 
+import ssl
 import sys
 from typing import Any
 
@@ -31,6 +32,8 @@ OPTIONS = {
 }
 
 REFUSED: frozenset[str] = frozenset()
+# gunicorn's own HTTP/2 (beta) is for its own workers; UvicornWorker speaks HTTP/1.1.
+IGNORED: dict[str, object] = {"http2": False}
 
 WORKER = "launchers.gunicorn_worker.UvicornWorker"
 
@@ -57,7 +60,12 @@ def config(settings: Settings) -> dict[str, Any]:
         "control_socket_disable": True,
     }
     if settings.tls:
-        result |= {"certfile": settings.tls_certfile, "keyfile": settings.tls_keyfile}
+        result |= {
+            "certfile": settings.tls_certfile,
+            "keyfile": settings.tls_keyfile,
+            # gunicorn's default is the deprecated ssl.PROTOCOL_TLS; uvicorn-worker passes it on.
+            "ssl_version": ssl.PROTOCOL_TLS_SERVER,
+        }
     return result
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import socket
+import ssl
+from pathlib import Path
+
+from cryptography import x509
 
 from app.settings import Settings
+from launchers import LAUNCHERS, load
 from launchers.command import Launcher
 from launchers.errors import ConfigError
 
-# Read by the launcher or by the app in each worker, never passed to a server.
-NOT_SERVER_OPTIONS = frozenset({"launcher", "max_workers", "demo_endpoints"})
+# Read by the launcher, by `make certs` or by the app in each worker, never passed to a server.
+NOT_SERVER_OPTIONS = frozenset({"launcher", "max_workers", "demo_endpoints", "tls_names"})
 
 
 def unsupported(name: str, launcher: Launcher, settings: Settings) -> list[str]:
@@ -18,21 +24,53 @@ def unsupported(name: str, launcher: Launcher, settings: Settings) -> list[str]:
     ignored = []
     for field in Settings.model_fields:
         value = getattr(settings, field)
-        if field in NOT_SERVER_OPTIONS or field in launcher.OPTIONS or value is None:
+        if field in NOT_SERVER_OPTIONS or field in launcher.OPTIONS:
             continue
-        if field in launcher.REFUSED:
+        able = [other for other in LAUNCHERS if field in load(other).OPTIONS]
+        if field in launcher.REFUSED and value is not None:
             raise ConfigError(
                 f"{name} cannot honour {field.upper()}={value!r}: it has no option for it, and "
-                f"starting without it would be wrong. Unset {field.upper()} or choose a launcher "
-                "that supports it."
+                f"starting without it would be wrong. Launchers that can: {', '.join(able)} "
+                f"(LAUNCHER={able[0]})."
             )
-        ignored.append(f"{field.upper()}={value!r}")
+        instead = launcher.IGNORED.get(field)
+        if field not in launcher.REFUSED and value != instead:
+            ignored.append(
+                f"{field.upper()}={value!r} (it uses {instead!r}; {' and '.join(able)} can)"
+            )
     if not ignored:
         return []
-    return [
-        f"{name} has no option for {', '.join(ignored)}: the server's own defaults apply "
-        "instead. Use the uvicorn or gunicorn launcher to honour them."
-    ]
+    return [f"{name} has no option for {', '.join(ignored)}."]
+
+
+def check_tls(settings: Settings, now: dt.datetime | None = None) -> None:
+    """Refuse unreadable, expired or mismatched certificate files before any worker starts."""
+    if settings.tls_certfile is None or settings.tls_keyfile is None:
+        return
+    cert, key = settings.tls_certfile, settings.tls_keyfile
+    now = now or dt.datetime.now(dt.UTC)
+    for variable, path in (("TLS_CERTFILE", cert), ("TLS_KEYFILE", key)):
+        try:
+            Path(path).read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{variable}={path!r} cannot be read: {error.strerror}.") from None
+    try:
+        leaf = x509.load_pem_x509_certificates(Path(cert).read_bytes())[0]
+    except ValueError:
+        raise ConfigError(f"TLS_CERTFILE={cert!r} holds no PEM certificate.") from None
+    if leaf.not_valid_after_utc <= now:
+        raise ConfigError(
+            f"TLS_CERTFILE={cert!r} expired on {leaf.not_valid_after_utc:%Y-%m-%d}: issue a new "
+            "one (`make certs` renews the development certificate)."
+        )
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=b"")
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            problem = f"TLS_KEYFILE={key!r} is not the private key of TLS_CERTFILE={cert!r}."
+        else:
+            problem = f"TLS_KEYFILE={key!r} cannot be used with TLS_CERTFILE={cert!r}: {error}."
+        raise ConfigError(problem) from None
 
 
 def check_port(settings: Settings) -> None:

@@ -25,9 +25,12 @@ OPTIONS = {
     "root_path": "--root-path",
     "tls_certfile": "--ssl-certfile",
     "tls_keyfile": "--ssl-keyfile",
+    # zttp is young: httptools stays the default protocol and HTTP/2 is opt-in.
+    "http2": "--http zttp --http2",
 }
 
 REFUSED: frozenset[str] = frozenset()
+IGNORED: dict[str, object] = {}
 
 
 def command(settings: Settings) -> Command:

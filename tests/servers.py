@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,11 +37,17 @@ def clean_env(**settings: str) -> dict[str, str]:
     return env | {"PYTHONUNBUFFERED": "1"} | settings
 
 
+def trusting(ca: Path) -> ssl.SSLContext:
+    """A client context that trusts `ca` and nothing else."""
+    return ssl.create_default_context(cafile=str(ca))
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen[bytes]
     url: str
     log: Path
+    verify: ssl.SSLContext | bool = True
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -48,11 +55,17 @@ class Server:
 
 @contextmanager
 def serve(
-    argv: list[str], workdir: Path, ready: str = "/healthz", timeout: float = 30, **settings: str
+    argv: list[str],
+    workdir: Path,
+    ready: str = "/healthz",
+    timeout: float = 30,
+    ca: Path | None = None,
+    **settings: str,
 ) -> Iterator[Server]:
     """Start `argv` in its own process group and yield once `ready` answers 200.
 
-    The working directory is a fresh one, so no `.env` of the developer's leaks in.
+    The working directory is a fresh one, so no `.env` of the developer's leaks in. With `ca`,
+    the server speaks HTTPS at https://localhost:PORT and `Server.verify` trusts only that CA.
     """
     port = free_port()
     env = clean_env(PORT=str(port), **settings)
@@ -61,7 +74,8 @@ def serve(
         proc = subprocess.Popen(
             argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    url = f"https://localhost:{port}" if ca else f"http://127.0.0.1:{port}"
+    server = Server(proc, url, log, trusting(ca) if ca else True)
     try:
         wait_ready(server, ready, timeout)
         yield server
@@ -79,7 +93,7 @@ def wait_ready(server: Server, path: str, timeout: float) -> None:
         if server.proc.poll() is not None:
             raise AssertionError(f"server exited with {server.proc.returncode}:\n{server.output()}")
         try:
-            if httpx.get(server.url + path, timeout=1).status_code == 200:
+            if httpx.get(server.url + path, timeout=1, verify=server.verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -1,0 +1,1 @@
+"""Locally trusted TLS for development: certificates (`certs`) and trust stores (`trust`)."""
