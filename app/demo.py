@@ -8,12 +8,22 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/demo", tags=["demo"])
 
 MAX_SLEEP_SECONDS = 30.0
 MAX_CPU_MS = 2000
+MAX_BLOCK_SECONDS = 120.0
+
+
+class Text(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class Echo(BaseModel):
+    pid: int
+    length: int
 
 
 class Timing(BaseModel):
@@ -31,6 +41,17 @@ async def sleep(
     return Timing(pid=os.getpid(), elapsed_ms=(time.perf_counter() - start) * 1000)
 
 
+@router.get("/block")
+async def block(
+    seconds: Annotated[float, Query(ge=0, le=MAX_BLOCK_SECONDS)] = 1.0,
+) -> Timing:
+    """Block the event loop on purpose (a sync call in async code, the classic bug): the worker
+    answers nothing meanwhile, and after WORKER_TIMEOUT its manager kills and replaces it."""
+    start = time.perf_counter()
+    time.sleep(seconds)
+    return Timing(pid=os.getpid(), elapsed_ms=(time.perf_counter() - start) * 1000)
+
+
 @router.get("/cpu")
 async def cpu(ms: Annotated[int, Query(ge=1, le=MAX_CPU_MS)] = 50) -> Timing:
     """Burn CPU on the event loop on purpose: a worker serves one of these at a time, so
@@ -40,3 +61,9 @@ async def cpu(ms: Annotated[int, Query(ge=1, le=MAX_CPU_MS)] = 50) -> Timing:
     while time.perf_counter() < deadline:
         sum(range(1000))
     return Timing(pid=os.getpid(), elapsed_ms=(time.perf_counter() - start) * 1000)
+
+
+@router.post("/echo")
+async def echo(body: Text) -> Echo:
+    """Read and validate a JSON body: shows MAX_BODY_SIZE (413) and validation (422) at work."""
+    return Echo(pid=os.getpid(), length=len(body.text))

@@ -16,6 +16,8 @@ router = APIRouter(tags=["info"])
 
 class Info(BaseModel):
     pid: int
+    in_flight: int  # requests this worker is handling, this one included
+    client: str | None  # the client's address as the app sees it (after trusted proxy headers)
     ppid: int
     launcher: str
     workers: int | None
@@ -33,6 +35,8 @@ def build_info(settings: Settings) -> Info:
     # Built once per worker: the pid is fixed for the life of the process.
     return Info(
         pid=os.getpid(),
+        in_flight=0,
+        client=None,
         ppid=os.getppid(),
         launcher=settings.launcher,
         workers=settings.web_concurrency,
@@ -44,5 +48,8 @@ def build_info(settings: Settings) -> Info:
 
 @router.get("/info")
 async def info(request: Request) -> Info:
-    result: Info = request.app.state.info
-    return result
+    static: Info = request.app.state.info
+    client = request.client.host if request.client else None
+    return static.model_copy(
+        update={"in_flight": request.app.state.in_flight.value, "client": client}
+    )

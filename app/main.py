@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import demo, health, info
 from app.lifecycle import Lifecycle
+from app.middleware import BodyLimit, Counter, InFlight
 from app.settings import Settings
 
 
@@ -28,6 +29,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(info.router)
     if settings.demo_endpoints:
         app.include_router(demo.router)
+    app.add_middleware(BodyLimit, max_size=settings.max_body_size)
+    app.state.in_flight = Counter()
+    app.add_middleware(InFlight, counter=app.state.in_flight)
     return app
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -46,6 +46,48 @@ class Settings(BaseSettings):
     )
     graceful_timeout: int = Field(
         30, ge=1, description="Seconds in-flight requests get to finish on shutdown or reload."
+    )
+    worker_timeout: int = Field(
+        30,
+        ge=1,
+        description="Seconds a worker's event loop may stay blocked before the manager kills and "
+        "replaces the worker.",
+    )
+    max_requests: int = Field(
+        0, ge=0, description="Replace a worker after this many requests (leak guard); 0: never."
+    )
+    max_requests_jitter: int = Field(
+        0,
+        ge=0,
+        description="Up to this many requests more, at random per worker, so that workers are "
+        "not all replaced at once.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Concurrent connections and requests per worker; beyond it, 503.",
+    )
+    backlog: int = Field(
+        2048, ge=1, description="Connections the kernel queues while every worker is busy."
+    )
+    max_header_size: ByteSize = Field(
+        ByteSize(16 * 1024),
+        gt=0,
+        description="Largest request line plus headers (e.g. `16KiB`); beyond it, 414 or 431.",
+    )
+    header_timeout: float = Field(
+        10,
+        gt=0,
+        description="Seconds a client has to send a request's headers; then 408 (slow clients).",
+    )
+    max_body_size: ByteSize = Field(
+        ByteSize(1024 * 1024),
+        gt=0,
+        description="Largest request body (e.g. `1MiB`, `50MB`); beyond it, 413, also for "
+        "chunked bodies, without reading them into memory first.",
+    )
+    server_header: bool = Field(
+        False, description="Send a `Server: uvicorn` header (off: don't advertise the software)."
     )
     proxy_headers: bool = Field(
         True,
@@ -91,9 +133,11 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _tls_pair(self) -> Settings:
+    def _pairs(self) -> Settings:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("TLS_CERTFILE and TLS_KEYFILE go together: set both or neither")
+        if self.max_requests_jitter and not self.max_requests:
+            raise ValueError("MAX_REQUESTS_JITTER needs MAX_REQUESTS: there is nothing to jitter")
         return self
 
     @property

@@ -31,10 +31,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
 )
-from pydantic import ValidationError
 
-from app.settings import Settings
-from launchers.errors import ConfigError, from_validation
+from launchers.errors import ConfigError, load_settings
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 # Apple platforms, and with them every browser there, reject certificates valid for longer.
@@ -193,11 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", nargs="?", default="certs", type=Path)
     args = parser.parse_args(argv)
     try:
-        try:
-            settings = Settings()
-        except ValidationError as error:
-            raise from_validation(error) from None
-        for line in ensure(CertPaths(args.directory), settings.tls_names):
+        for line in ensure(CertPaths(args.directory), load_settings().tls_names):
             print(f"certs: {line}")
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -12,12 +12,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from app.settings import Settings
 from launchers import ALIASES, APP, LAUNCHERS, load
 from launchers.command import Command
-from launchers.errors import ConfigError, from_validation
+from launchers.errors import ConfigError, load_settings
 from launchers.preflight import check_port, check_tls, unsupported
 from launchers.workers import worker_count
 
@@ -59,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def prepare(requested: str | None) -> Plan:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        raise from_validation(error) from None
+    settings = load_settings()
     name = ALIASES.get(requested or settings.launcher, requested or settings.launcher)
     if name not in LAUNCHERS:
         culprit = f"launcher {requested!r}" if requested else f"LAUNCHER={settings.launcher!r}"

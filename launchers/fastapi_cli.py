@@ -33,6 +33,14 @@ IGNORED: dict[str, object] = {
     "keep_alive_timeout": 5,
     "graceful_timeout": None,  # waits for in-flight requests without limit
     "http2": False,
+    "backlog": 2048,
+    "worker_timeout": None,  # a worker with a blocked event loop is never replaced
+    "max_requests": 0,
+    "max_requests_jitter": 0,
+    "max_connections": None,
+    "max_header_size": None,  # httptools accepts any size
+    "header_timeout": None,
+    "server_header": True,
 }
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ssl
 import sys
+from types import FunctionType
 from typing import Any
 
 from app.settings import Settings
 from launchers import APP
+from launchers import gunicorn_hooks as hooks
 from launchers.command import Command
 
 OPTIONS = {
@@ -22,6 +24,11 @@ OPTIONS = {
     "web_concurrency": "workers",
     "reload": "reload",
     "log_level": "loglevel",
+    "backlog": "backlog",
+    "worker_timeout": "timeout",
+    "max_requests": "max_requests",
+    "max_requests_jitter": "max_requests_jitter",
+    "max_connections": "worker_connections",
     "keep_alive_timeout": "keepalive",
     "graceful_timeout": "graceful_timeout",
     "proxy_headers": "forwarded_allow_ips",
@@ -29,11 +36,15 @@ OPTIONS = {
     "root_path": "root_path",
     "tls_certfile": "certfile",
     "tls_keyfile": "keyfile",
+    # What gunicorn has no setting for reaches uvicorn through our worker class.
+    "server_header": "worker: server_header",
+    "max_header_size": "worker: limits",
+    "header_timeout": "worker: limits",
+    "http2": "worker: http='zttp', http2",
 }
 
 REFUSED: frozenset[str] = frozenset()
-# gunicorn's own HTTP/2 (beta) is for its own workers; UvicornWorker speaks HTTP/1.1.
-IGNORED: dict[str, object] = {"http2": False}
+IGNORED: dict[str, object] = {}
 
 WORKER = "launchers.gunicorn_worker.UvicornWorker"
 
@@ -47,6 +58,11 @@ def config(settings: Settings) -> dict[str, Any]:
         "workers": settings.web_concurrency,
         "reload": settings.reload,
         "loglevel": settings.log_level,
+        "backlog": settings.backlog,
+        "timeout": settings.worker_timeout,
+        "max_requests": settings.max_requests,
+        "max_requests_jitter": settings.max_requests_jitter,
+        "worker_connections": settings.max_connections,
         "errorlog": "-",
         "accesslog": "-",
         "keepalive": settings.keep_alive_timeout,
@@ -58,6 +74,9 @@ def config(settings: Settings) -> dict[str, Any]:
         # so a second instance on the machine takes it over. Signals (HUP, TTIN, TTOU, TERM) do
         # the same job, the same way on every launcher.
         "control_socket_disable": True,
+        "on_starting": hooks.on_starting,
+        "on_reload": hooks.on_reload,
+        "nworkers_changed": hooks.nworkers_changed,
     }
     if settings.tls:
         result |= {
@@ -70,8 +89,14 @@ def config(settings: Settings) -> dict[str, Any]:
 
 
 def command(settings: Settings) -> Command:
-    lines = [f"{name} = {value!r}" for name, value in config(settings).items()]
+    lines = [f"{name} = {_render(value)}" for name, value in config(settings).items()]
     return Command(
         [sys.executable, "-m", "gunicorn", "--config", "python:launchers.gunicorn_conf"],
         config="# launchers/gunicorn_conf.py resolves to:\n" + "\n".join(lines) + "\n",
     )
+
+
+def _render(value: object) -> str:
+    if isinstance(value, FunctionType):
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)

@@ -16,7 +16,9 @@ from launchers.command import Launcher
 from launchers.errors import ConfigError
 
 # Read by the launcher, by `make certs` or by the app in each worker, never passed to a server.
-NOT_SERVER_OPTIONS = frozenset({"launcher", "max_workers", "demo_endpoints", "tls_names"})
+NOT_SERVER_OPTIONS = frozenset(
+    {"launcher", "max_workers", "demo_endpoints", "tls_names", "max_body_size"}
+)
 
 
 def unsupported(name: str, launcher: Launcher, settings: Settings) -> list[str]:

@@ -2,36 +2,96 @@
 
 Spawn means every worker imports the app from scratch: nothing is shared with the parent, so
 start-up costs one full import per worker and no memory is shared copy-on-write.
+
+The translation is to `uvicorn.Config` arguments, run by `launchers.uvicorn_main` with our
+protocol (drain without resets, header limits) and supervisor (stuck event loops replaced).
+`server_options()` is the part every uvicorn server needs whoever manages it: the gunicorn
+launcher's worker uses it too.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from app.settings import Settings
 from launchers import APP
-from launchers.command import Command, cli_options
+from launchers.command import Command
+from launchers.limits import Limits
 
 OPTIONS = {
-    "host": "--host",
-    "port": "--port",
-    "web_concurrency": "--workers",
-    "reload": "--reload",
-    "log_level": "--log-level",
-    "keep_alive_timeout": "--timeout-keep-alive",
-    "graceful_timeout": "--timeout-graceful-shutdown",
-    "proxy_headers": "--proxy-headers/--no-proxy-headers",
-    "forwarded_allow_ips": "--forwarded-allow-ips",
-    "root_path": "--root-path",
-    "tls_certfile": "--ssl-certfile",
-    "tls_keyfile": "--ssl-keyfile",
+    "host": "host",
+    "port": "port",
+    "web_concurrency": "workers",
+    "reload": "reload",
+    "log_level": "log_level",
+    "backlog": "backlog",
+    "max_requests": "limit_max_requests",
+    "max_requests_jitter": "limit_max_requests_jitter",
+    "tls_certfile": "ssl_certfile",
+    "tls_keyfile": "ssl_keyfile",
+    "keep_alive_timeout": "timeout_keep_alive",
+    "graceful_timeout": "timeout_graceful_shutdown",
+    "proxy_headers": "proxy_headers",
+    "forwarded_allow_ips": "forwarded_allow_ips",
+    "root_path": "root_path",
+    "max_connections": "limit_concurrency",
+    "server_header": "server_header",
     # zttp is young: httptools stays the default protocol and HTTP/2 is opt-in.
-    "http2": "--http zttp --http2",
+    "http2": "http='zttp', http2",
+    "max_header_size": "limits (our protocol)",
+    "header_timeout": "limits (our protocol)",
+    "worker_timeout": "limits (our supervisor)",
 }
 
 REFUSED: frozenset[str] = frozenset()
 IGNORED: dict[str, object] = {}
 
+PROTOCOL = "launchers.protocol:HttpToolsProtocol"
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn.Config arguments for one server (worker), whichever process manager runs it."""
+    return {
+        # zttp serves HTTP/2 and HTTP/1.1 itself, without our protocol's drain and limits.
+        "http": "zttp" if settings.http2 else PROTOCOL,
+        "http2": settings.http2,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "proxy_headers": settings.proxy_headers,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "root_path": settings.root_path,
+        "limit_concurrency": settings.max_connections,
+        "server_header": settings.server_header,
+        "limits": Limits(
+            max_header_size=settings.max_header_size,
+            header_timeout=settings.header_timeout,
+            worker_timeout=settings.worker_timeout,
+        ),
+    }
+
+
+def config(settings: Settings) -> dict[str, Any]:
+    """Arguments of `launchers.limits.Config` (uvicorn's Config) for the uvicorn launcher."""
+    return {
+        "app": APP,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.web_concurrency,
+        "reload": settings.reload,
+        "log_level": settings.log_level,
+        "backlog": settings.backlog,
+        "limit_max_requests": settings.max_requests or None,
+        "limit_max_requests_jitter": settings.max_requests_jitter,
+        "ssl_certfile": settings.tls_certfile,
+        "ssl_keyfile": settings.tls_keyfile,
+        **server_options(settings),
+    }
+
 
 def command(settings: Settings) -> Command:
-    return Command([sys.executable, "-m", "uvicorn", APP, *cli_options(settings, OPTIONS)])
+    lines = [f"    {name}={value!r}," for name, value in config(settings).items()]
+    return Command(
+        [sys.executable, "-m", "launchers.uvicorn_main"],
+        config="# launchers/uvicorn_main.py runs:\nConfig(\n" + "\n".join(lines) + "\n)\n",
+    )

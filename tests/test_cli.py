@@ -38,7 +38,8 @@ def test_print_shows_the_native_command(tmp_path: Path) -> None:
     result = run(tmp_path, "uvicorn", "--print", WEB_CONCURRENCY="2", PORT="8123")
     assert result.returncode == 0
     assert result.stdout.startswith("LAUNCHER=uvicorn WEB_CONCURRENCY=2 ")
-    assert "-m uvicorn app.main:app --host 127.0.0.1 --port 8123 --workers 2 " in result.stdout
+    assert "-m launchers.uvicorn_main\n" in result.stdout
+    assert "    port=8123,\n    workers=2,\n" in result.stdout
 
 
 def test_default_launcher_comes_from_the_launcher_setting(

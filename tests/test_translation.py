@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from app.settings import Settings
-from launchers import APP, LAUNCHERS, fastapi_cli, gunicorn, load, uvicorn
+from launchers import APP, LAUNCHERS, fastapi_cli, gunicorn, gunicorn_hooks, load, uvicorn
+from launchers.limits import Limits
 from launchers.errors import ConfigError
 from launchers.preflight import NOT_SERVER_OPTIONS, unsupported
 
@@ -29,31 +30,57 @@ CUSTOM = {
 }
 
 
-def test_uvicorn_command() -> None:
-    command = uvicorn.command(Settings.model_validate(CUSTOM))
-    assert command.argv == [
-        sys.executable, "-m", "uvicorn", APP,
-        "--host", "0.0.0.0", "--port", "9000", "--workers", "3",
-        "--log-level", "warning", "--timeout-keep-alive", "7", "--timeout-graceful-shutdown", "12",
-        "--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/8,127.0.0.1", "--root-path", "/api",
-    ]  # fmt: skip
+def test_uvicorn_config() -> None:
+    assert uvicorn.config(Settings.model_validate(CUSTOM)) == {
+        "app": APP,
+        "host": "0.0.0.0",
+        "port": 9000,
+        "workers": 3,
+        "reload": False,
+        "log_level": "warning",
+        "backlog": 2048,
+        "limit_max_requests": None,
+        "limit_max_requests_jitter": 0,
+        "ssl_certfile": None,
+        "ssl_keyfile": None,
+        "http": "launchers.protocol:HttpToolsProtocol",
+        "http2": False,
+        "timeout_keep_alive": 7,
+        "timeout_graceful_shutdown": 12,
+        "proxy_headers": True,
+        "forwarded_allow_ips": "10.0.0.0/8,127.0.0.1",
+        "root_path": "/api",
+        "limit_concurrency": 1000,
+        "server_header": False,
+        "limits": Limits(max_header_size=16384, header_timeout=10, worker_timeout=30),
+    }
 
 
-def test_uvicorn_tls_reload_and_no_proxy_headers(tmp_path: Path) -> None:
+def test_uvicorn_limits_tls_and_http2(tmp_path: Path) -> None:
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     cert.write_text("x")
     key.write_text("x")
     settings = Settings.model_validate(
-        {"reload": True, "web_concurrency": 1, "proxy_headers": False}
-        | {"tls_certfile": str(cert), "tls_keyfile": str(key)}
+        {"tls_certfile": str(cert), "tls_keyfile": str(key), "http2": True}
+        | {"max_requests": 500, "max_requests_jitter": 50, "max_connections": 64}
+        | {"max_header_size": "8KiB", "header_timeout": 2.5, "worker_timeout": 9}
     )
-    argv = uvicorn.command(settings).argv
-    assert argv[4:] == [
-        "--host", "127.0.0.1", "--port", "8000", "--workers", "1", "--reload",
-        "--log-level", "info", "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", "30",
-        "--no-proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
-        "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
-    ]  # fmt: skip
+    config = uvicorn.config(settings)
+    assert {k: config[k] for k in ("ssl_certfile", "ssl_keyfile", "http", "http2")} == {
+        "ssl_certfile": str(cert),
+        "ssl_keyfile": str(key),
+        "http": "zttp",
+        "http2": True,
+    }
+    assert (config["limit_max_requests"], config["limit_max_requests_jitter"]) == (500, 50)
+    assert config["limit_concurrency"] == 64
+    assert config["limits"] == Limits(max_header_size=8192, header_timeout=2.5, worker_timeout=9)
+
+
+def test_uvicorn_command_runs_our_uvicorn_main() -> None:
+    command = uvicorn.command(Settings())
+    assert command.argv == [sys.executable, "-m", "launchers.uvicorn_main"]
+    assert "    http='launchers.protocol:HttpToolsProtocol',\n" in command.config
 
 
 def test_fastapi_cli_command() -> None:
@@ -77,9 +104,17 @@ def test_gunicorn_config() -> None:
         "accesslog": "-",
         "keepalive": 7,
         "graceful_timeout": 12,
+        "backlog": 2048,
+        "timeout": 30,
+        "max_requests": 0,
+        "max_requests_jitter": 0,
+        "worker_connections": 1000,
         "forwarded_allow_ips": "10.0.0.0/8,127.0.0.1",
         "root_path": "/api",
         "control_socket_disable": True,
+        "on_starting": gunicorn_hooks.on_starting,
+        "on_reload": gunicorn_hooks.on_reload,
+        "nworkers_changed": gunicorn_hooks.nworkers_changed,
     }
 
 
@@ -112,7 +147,8 @@ def test_every_server_setting_is_mapped_or_reported(name: str) -> None:
     for field in set(Settings.model_fields) - NOT_SERVER_OPTIONS:
         if field in module.OPTIONS:
             continue
-        values: dict[str, Any] = {field: "x" if field.startswith("tls") else 1}
+        # A value unlike anything a server does on its own (1 would equal True).
+        values: dict[str, Any] = {field: "something else"}
         settings = Settings.model_construct(**values)
         if field in module.REFUSED:
             with pytest.raises(ConfigError, match=field.upper()):
@@ -122,21 +158,20 @@ def test_every_server_setting_is_mapped_or_reported(name: str) -> None:
 
 
 def test_warnings_only_where_the_server_would_do_otherwise() -> None:
-    assert unsupported("fastapi-cli", fastapi_cli, Settings()) == [
+    (warning,) = unsupported("fastapi-cli", fastapi_cli, Settings())
+    assert warning == (
         "fastapi-cli has no option for GRACEFUL_TIMEOUT=30 (it uses None; uvicorn and gunicorn "
-        "can)."
-    ]
-    settings = Settings(log_level="debug", graceful_timeout=5, http2=True)
-    assert unsupported("fastapi-cli", fastapi_cli, settings) == [
-        "fastapi-cli has no option for LOG_LEVEL='debug' (it uses 'info'; uvicorn and gunicorn "
-        "can), GRACEFUL_TIMEOUT=5 (it uses None; uvicorn and gunicorn can), HTTP2=True (it uses "
-        "False; uvicorn can)."
-    ]
-    assert unsupported("gunicorn", gunicorn, settings) == [
-        "gunicorn has no option for HTTP2=True (it uses False; uvicorn can)."
-    ]
+        "can), WORKER_TIMEOUT=30 (it uses None; uvicorn and gunicorn can), MAX_CONNECTIONS=1000 "
+        "(it uses None; uvicorn and gunicorn can), MAX_HEADER_SIZE=16384 (it uses None; uvicorn "
+        "and gunicorn can), HEADER_TIMEOUT=10.0 (it uses None; uvicorn and gunicorn can), "
+        "SERVER_HEADER=False (it uses True; uvicorn and gunicorn can)."
+    )
+    settings = Settings(log_level="debug", http2=True)
+    assert "LOG_LEVEL='debug' (it uses 'info'; uvicorn and gunicorn can)" in "".join(
+        unsupported("fastapi-cli", fastapi_cli, settings)
+    )
     assert unsupported("uvicorn", uvicorn, settings) == []
-    assert unsupported("gunicorn", gunicorn, Settings()) == []
+    assert unsupported("gunicorn", gunicorn, settings) == []
 
 
 @pytest.mark.parametrize("name", list(LAUNCHERS))

@@ -1,0 +1,26 @@
+"""gunicorn server hooks, named in the gunicorn launcher's configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_counts: dict[str, int] = {}
+
+
+def on_starting(arbiter: Any) -> None:
+    # gunicorn's SIGINT is a quick shutdown that drops in-flight requests; make it drain like
+    # SIGTERM, as under the uvicorn launcher. A second Ctrl-C still stops at once: the terminal
+    # sends it to the workers too, and uvicorn force-exits on a second SIGINT.
+    arbiter.handle_int = arbiter.handle_term
+
+
+def nworkers_changed(arbiter: Any, new_value: int, old_value: int | None) -> None:
+    _counts["previous"] = old_value or new_value
+
+
+def on_reload(arbiter: Any) -> None:
+    # A reload re-reads the configuration, which resets the count that SIGTTIN/SIGTTOU changed
+    # (gunicorn's setup() has just set it, reporting the scaled count as the old value): keep it.
+    scaled = _counts.get("previous", arbiter.num_workers)
+    arbiter.cfg.set("workers", scaled)
+    arbiter.num_workers = scaled

@@ -1,0 +1,119 @@
+"""uvicorn's httptools protocol, made to drain without resets and to bound request headers.
+
+uvicorn's own `shutdown()` closes every idle keep-alive connection at once. A client that has
+just sent its next request on one (a load balancer, any busy client) sees the connection reset
+under it: that is where stock servers fail requests during a rolling reload. Here a draining
+connection answers its next request with `Connection: close`, and is closed only once it stays
+idle for the keep-alive timeout. The same subclass bounds what httptools does not: the size of a
+request's headers (431/414) and the time to send them (408), so a slow client cannot hold a
+connection for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
+
+from launchers.limits import limits_of
+
+
+class _Rejected(Exception):
+    """Raised in a parser callback: httptools stops parsing, and uvicorn answers via
+    `send_400_response`, which sends `rejection` instead."""
+
+
+class HttpToolsProtocol(_HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits_of(self.config)
+        self.draining = False
+        self.header_bytes = 0
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.rejection: tuple[int, str] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn arms no timer before a connection's first request: one that never sends
+        # anything would stay open for ever.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.header_bytes = 0
+        self._stop_header_timer()
+        self.header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_late)
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url), 414, "Request URI too long.")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4, 431, "Request header fields too large.")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_timer()
+        super().on_headers_complete()
+        if self.draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # its response says `Connection: close`
+
+    def shutdown(self) -> None:
+        """Called by the server when it begins to drain."""
+        self.draining = True
+        if self.cycle is None or self.cycle.response_complete:
+            # Idle, but a request may be on its way: the next one gets `Connection: close`,
+            # and the keep-alive timer closes the connection once it is truly idle.
+            if self.timeout_keep_alive_task is None and self.header_timer is None:
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+        elif not self.cycle.response_started:
+            self.cycle.keep_alive = False
+        # Otherwise the response went out promising keep-alive: let the client send its next
+        # request, which is then answered with `Connection: close`.
+
+    def send_400_response(self, msg: str) -> None:
+        if self.rejection is None:
+            super().send_400_response(msg)
+        else:
+            self._send_error(*self.rejection)
+
+    def _count(self, size: int, status: int, message: str) -> None:
+        self.header_bytes += size
+        if self.header_bytes > self.limits.max_header_size:
+            self.rejection = (status, message)
+            raise _Rejected(message)
+
+    def _headers_late(self) -> None:
+        self.header_timer = None
+        if not self.transport.is_closing():
+            self._send_error(408, "Request headers not received in time.")
+
+    def _stop_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def _send_error(self, status: int, message: str) -> None:
+        body = message.encode("ascii")
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content += [name, b": ", value, b"\r\n"]
+        content += [
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+        self.logger.warning("%s %s", status, message)
+        self.transport.write(b"".join(content))
+        self.transport.close()
