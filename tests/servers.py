@@ -127,6 +127,25 @@ def workers(manager: int) -> set[int]:
     }
 
 
+def settled_workers(manager: int, count: int, timeout: float = 20) -> set[int]:
+    """The manager's `count` workers, once the same set is seen twice 0.2 s apart (a process
+    between fork and exec briefly looks like one more worker)."""
+    deadline = time.monotonic() + timeout
+    previous: set[int] = set()
+    while time.monotonic() < deadline:
+        current = workers(manager)
+        if len(current) == count and current == previous:
+            return current
+        previous = current
+        time.sleep(0.2)
+    raise AssertionError(f"manager {manager} did not settle on {count} workers: {previous}")
+
+
+def running() -> set[int]:
+    """Pids of every process that runs (zombies excluded)."""
+    return {p.pid for p in _processes()}
+
+
 @dataclass(frozen=True)
 class _Process:
     pid: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from launchers.cli import main
+from launchers.preflight import _bind_problem
 from tests.servers import clean_env, free_port
 
 
@@ -102,3 +104,42 @@ def test_fastapi_cli_refuses_tls(tmp_path: Path) -> None:
     (tmp_path / "k.pem").write_text("x")
     result = run(tmp_path, "fastapi", TLS_CERTFILE="c.pem", TLS_KEYFILE="k.pem")
     assert_clear_error(result, "fastapi-cli cannot honour TLS_CERTFILE='c.pem'")
+
+
+def test_dotenv_that_is_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"PORT=\xff\xfe\n")
+    assert_clear_error(run(tmp_path, "uvicorn"), ".env is not UTF-8 text (invalid start byte")
+
+
+def test_dotenv_that_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / ".env").mkdir()
+    assert_clear_error(run(tmp_path, "uvicorn"), ".env cannot be read: Is a directory.")
+
+
+def test_dotenv_line_that_is_not_an_assignment(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("# settings\nPORT=8001\nWEB_CONCURRENCY 2\n")
+    result = run(tmp_path, "uvicorn")
+    assert_clear_error(result, ".env line 3 is not NAME=value: 'WEB_CONCURRENCY 2'.")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("MAX_BODY_SIZE", "lots", "MAX_BODY_SIZE='lots' is not a size such as 16KiB, 1MiB or 50MB"),
+        ("MAX_HEADER_SIZE", "0", "MAX_HEADER_SIZE='0' must be more than 0"),
+        ("HEADER_TIMEOUT", "-1", "HEADER_TIMEOUT='-1' must be more than 0"),
+        ("WORKER_TIMEOUT", "soon", "WORKER_TIMEOUT='soon' is not a whole number"),
+        ("MAX_CONNECTIONS", "0", "MAX_CONNECTIONS='0' must be at least 1"),
+        ("MAX_REQUESTS_JITTER", "10", "MAX_REQUESTS_JITTER needs MAX_REQUESTS"),
+    ],
+)
+def test_nonsense_limits(tmp_path: Path, variable: str, value: str, problem: str) -> None:
+    assert_clear_error(run(tmp_path, "gunicorn", **{variable: value}), problem)
+
+
+def test_privileged_port_is_explained() -> None:
+    # Root may bind any port, and the tests may run as root: check the sentence itself.
+    error = OSError(errno.EACCES, "Permission denied")
+    assert _bind_problem("0.0.0.0", 80, error) == (
+        "PORT=80: binding ports below 1024 needs privileges. Use PORT=8000 or above."
+    )

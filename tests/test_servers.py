@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ROOT, Server, group_alive, launcher, serve, workers
+from tests.servers import ROOT, Server, group_alive, launcher, serve, settled_workers, workers
 
 LABELS = {"uvicorn": "uvicorn", "gunicorn": "gunicorn", "fastapi": "fastapi-cli"}
 GRACEFUL = 5
@@ -132,8 +132,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
 def test_manager_signals_replace_and_scale_workers(name: str, tmp_path: Path) -> None:
     with serve(launcher(name), tmp_path, WEB_CONCURRENCY="2") as server:
         manager = server.proc.pid
-        wait_for(lambda: len(workers(manager)) == 2)
-        before = workers(manager)
+        before = settled_workers(manager, 2)
         server.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: len(workers(manager)) == 2 and not workers(manager) & before)
         assert len(worker_pids(server.url)) == 2, "the new workers serve"

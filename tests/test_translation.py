@@ -11,8 +11,8 @@ import pytest
 
 from app.settings import Settings
 from launchers import APP, LAUNCHERS, fastapi_cli, gunicorn, gunicorn_hooks, load, uvicorn
-from launchers.limits import Limits
 from launchers.errors import ConfigError
+from launchers.limits import Limits
 from launchers.preflight import NOT_SERVER_OPTIONS, unsupported
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,192 @@
+"""Hostile and broken requests over raw sockets: exact answers, and the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.servers import Server, launcher, serve
+
+
+@dataclass
+class Target:
+    name: str
+    server: Server
+
+    @property
+    def port(self) -> int:
+        return int(self.server.url.rsplit(":", 1)[1])
+
+    @property
+    def protected(self) -> bool:
+        """Whether our protocol guards this launcher (fastapi-cli runs uvicorn's stock one)."""
+        return self.name != "fastapi"
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "gunicorn", "fastapi"])
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    name: str = request.param
+    with serve(
+        launcher(name),
+        tmp_path_factory.mktemp(name),
+        WEB_CONCURRENCY="1",
+        MAX_BODY_SIZE="64KiB",
+        MAX_HEADER_SIZE="16KiB",
+        HEADER_TIMEOUT="1",
+        KEEP_ALIVE_TIMEOUT="1",
+        FORWARDED_ALLOW_IPS="10.9.8.7",  # a proxy that is not us: our X-Forwarded-For is a lie
+    ) as s:
+        yield Target(name, s)
+        assert httpx.get(s.url + "/healthz").status_code == 200, "still serving after it all"
+
+
+def exchange(port: int, chunks: list[bytes], pause: float = 0, timeout: float = 5) -> bytes:
+    """Send `chunks` (stopping early once the server answers), then read until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        for chunk in chunks:
+            if select.select([sock], [], [], pause)[0]:
+                break  # answered already: sending more would only earn a reset
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        received = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not data:
+                break
+            received += data
+        return received
+
+
+def status(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
+
+
+def body(response: bytes) -> object:
+    return json.loads(response.split(b"\r\n\r\n", 1)[1])
+
+
+def test_malformed_request_line_gets_400(target: Target) -> None:
+    assert status(exchange(target.port, [b"GARBAGE / WHAT\x00\r\n\r\n"])) == 400
+
+
+def test_oversized_headers(target: Target) -> None:
+    big = [b"GET /healthz HTTP/1.1\r\nHost: x\r\n"] + [b"X-Filler: " + b"a" * 4000 + b"\r\n"] * 50
+    response = exchange(target.port, [*big, b"\r\n"])
+    # Stock httptools (fastapi-cli) takes a 200 kB header block; ours stops at MAX_HEADER_SIZE.
+    assert status(response) == (431 if target.protected else 200)
+
+
+def test_overlong_url(target: Target) -> None:
+    response = exchange(target.port, [b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"])
+    assert status(response) == (414 if target.protected else 404)
+
+
+def test_announced_huge_body_gets_413_at_once(target: Target) -> None:
+    head = b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    started = time.monotonic()
+    response = exchange(target.port, [head + b"Content-Length: 52428800\r\n\r\n"])
+    assert time.monotonic() - started < 2
+    assert status(response) == 413
+    assert b"\r\nconnection: close\r\n" in response.lower()
+    assert body(response) == {"detail": "Request body larger than MAX_BODY_SIZE (65536 bytes)."}
+
+
+def test_chunked_body_over_the_limit_gets_413(target: Target) -> None:
+    head = b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    chunk = b"4000\r\n" + b"x" * 0x4000 + b"\r\n"  # 16 KiB each, and never a Content-Length
+    response = exchange(
+        target.port, [head + b"Transfer-Encoding: chunked\r\n\r\n", *[chunk] * 64], pause=0.01
+    )
+    assert status(response) == 413
+    assert body(response) == {"detail": "Request body larger than MAX_BODY_SIZE (65536 bytes)."}
+
+
+def test_invalid_json_gets_a_useful_422(target: Target) -> None:
+    response = httpx.post(
+        target.server.url + "/demo/echo",
+        content=b'{"text": "unterminated',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert (error["type"], error["msg"]) == ("json_invalid", "JSON decode error")
+
+
+def test_invalid_field_gets_a_useful_422(target: Target) -> None:
+    response = httpx.post(target.server.url + "/demo/echo", json={"text": ""})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "text"], "string_too_short")
+
+
+def test_slow_headers_get_408(target: Target) -> None:
+    """A slowloris client, one header line every 0.3 s, never finishing."""
+    lines = [b"GET /healthz HTTP/1.1\r\n"] + [b"X-Slow: 1\r\n"] * 10
+    started = time.monotonic()
+    response = exchange(target.port, lines, pause=0.3, timeout=2)
+    if target.protected:
+        assert status(response) == 408
+        assert time.monotonic() - started < 3  # HEADER_TIMEOUT=1, with room for a slow machine
+    else:
+        assert response == b"", "stock uvicorn waits for ever: only our give-up ended it"
+
+
+def test_idle_connection_is_closed_after_the_keep_alive_timeout(target: Target) -> None:
+    with socket.create_connection(("127.0.0.1", target.port), timeout=5) as sock:
+        started = time.monotonic()
+        if target.protected:
+            assert sock.recv(1) == b""  # closed by the server, KEEP_ALIVE_TIMEOUT=1
+            assert time.monotonic() - started < 3
+        else:
+            sock.settimeout(2.5)
+            with pytest.raises(TimeoutError):  # stock uvicorn arms no timer before a request
+                sock.recv(1)
+
+
+def test_no_server_banner_and_spoofed_forwarding_ignored(target: Target) -> None:
+    response = httpx.get(target.server.url + "/info", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert response.json()["client"] == "127.0.0.1", "FORWARDED_ALLOW_IPS does not include us"
+    assert ("server" in response.headers) == (not target.protected)
+
+
+@pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])
+def test_forwarded_client_trusted_from_the_allowed_proxy(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with serve(launcher(name), tmp_path_factory.mktemp(name), WEB_CONCURRENCY="1") as server:
+        headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        assert httpx.get(server.url + "/info", headers=headers).json()["client"] == "203.0.113.7"
+
+
+@pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])
+def test_connections_beyond_the_limit_get_503(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workdir = tmp_path_factory.mktemp(name)
+    with serve(launcher(name), workdir, WEB_CONCURRENCY="1", MAX_CONNECTIONS="3") as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        try:
+            response = exchange(port, [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"], timeout=2)
+            assert status(response) == 503
+        finally:
+            for sock in held:
+                sock.close()
+        wait = time.monotonic() + 10
+        while httpx.get(server.url + "/healthz").status_code != 200:
+            assert time.monotonic() < wait
