@@ -33,7 +33,12 @@ class InFlight:
 
 class BodyLimit:
     """413 for a body over `max_size`: at once when Content-Length announces it, and as soon as
-    a chunked body passes it, counting chunks as they stream rather than reading the body."""
+    a chunked body passes it, counting chunks as they stream rather than reading the body.
+
+    Not `FastAPI(max_body_size=...)`: its plain "Content Too Large" keeps the connection open, so
+    the server goes on receiving the announced body it refused; this one says which setting to
+    change and closes the connection.
+    """
 
     def __init__(self, app: ASGIApp, max_size: int) -> None:
         self.app = app
