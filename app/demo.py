@@ -7,10 +7,12 @@ import os
 import time
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/demo", tags=["demo"])
+log = structlog.get_logger(__name__)
 
 MAX_SLEEP_SECONDS = 30.0
 MAX_CPU_MS = 2000
@@ -47,6 +49,7 @@ async def block(
 ) -> Timing:
     """Block the event loop on purpose (a sync call in async code, the classic bug): the worker
     answers nothing meanwhile, and after WORKER_TIMEOUT its manager kills and replaces it."""
+    log.warning("blocking the event loop on purpose", seconds=seconds)
     start = time.perf_counter()
     time.sleep(seconds)
     return Timing(pid=os.getpid(), elapsed_ms=(time.perf_counter() - start) * 1000)

@@ -2,37 +2,56 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import demo, health, info
+from app import demo, health, info, logs, metrics, telemetry
+from app.access import AccessLog
 from app.lifecycle import Lifecycle
-from app.middleware import BodyLimit, Counter, InFlight
+from app.middleware import BodyLimit, Counter
 from app.settings import Settings
+
+PROCESS_FIGURES_EVERY = 5.0  # seconds between updates of this worker's memory and CPU gauges
 
 
 def create_app(settings: Settings) -> FastAPI:
+    logs.configure(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lifecycle = Lifecycle()
         app.state.lifecycle = lifecycle
         app.state.info = info.build_info(settings)
+        stop_telemetry = telemetry.start(settings)
+        figures = asyncio.create_task(_record_process_figures())
         with lifecycle.watch_signals():
             lifecycle.started()
             yield
             lifecycle.drain()
+        figures.cancel()
+        if stop_telemetry is not None:
+            stop_telemetry()  # flushes what is still batched
+        metrics.forget_this_worker()
 
     app = FastAPI(title="FastAPI launchers reference", lifespan=lifespan)
     app.include_router(health.router)
     app.include_router(info.router)
+    app.include_router(metrics.router)
     if settings.demo_endpoints:
         app.include_router(demo.router)
     app.add_middleware(BodyLimit, max_size=settings.max_body_size)
     app.state.in_flight = Counter()
-    app.add_middleware(InFlight, counter=app.state.in_flight)
+    app.add_middleware(AccessLog, in_flight=app.state.in_flight)  # last added: outermost
     return app
+
+
+async def _record_process_figures() -> None:
+    while True:
+        metrics.record_process_figures()
+        await asyncio.sleep(PROCESS_FIGURES_EVERY)
 
 
 app = create_app(Settings())

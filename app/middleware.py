@@ -13,24 +13,6 @@ class Counter:
         self.value = 0
 
 
-class InFlight:
-    """Counts the HTTP requests this worker is handling, for `/info`: drains become visible."""
-
-    def __init__(self, app: ASGIApp, counter: Counter) -> None:
-        self.app = app
-        self.counter = counter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.counter.value += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.counter.value -= 1
-
-
 class BodyLimit:
     """413 for a body over `max_size`: at once when Content-Length announces it, and as soon as
     a chunked body passes it, counting chunks as they stream rather than reading the body.

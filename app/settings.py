@@ -14,6 +14,7 @@ from pydantic import ByteSize, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["console", "json"]
 
 
 class Settings(BaseSettings):
@@ -40,7 +41,12 @@ class Settings(BaseSettings):
     reload: bool = Field(
         False, description="Restart on code changes (development only; implies one worker)."
     )
-    log_level: LogLevel = Field("info", description="Server log level.")
+    log_level: LogLevel = Field("info", description="Level of every logger: app, access, server.")
+    log_format: LogFormat = Field(
+        "console",
+        description="`json`: one JSON object per line; `console`: readable lines, coloured on a "
+        "terminal. Applies to every logger of every process.",
+    )
     keep_alive_timeout: int = Field(
         5, ge=1, description="Seconds an idle keep-alive connection stays open."
     )
@@ -114,6 +120,18 @@ class Settings(BaseSettings):
         description="Offer HTTP/2 through ALPN, HTTP/1.1 still offered (uvicorn's young `zttp` "
         "protocol; httptools otherwise).",
     )
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        description="Directory where workers share metrics (prometheus-client's multiprocess "
+        "mode). Unset: the uvicorn and gunicorn managers make a fresh one per run and remove it "
+        "at exit. Set: emptied when the launcher starts.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector (e.g. `http://127.0.0.1:4318`): every worker then "
+        "exports traces and metrics to it. Unset: OpenTelemetry stays off. The other `OTEL_*` "
+        "variables are read by the OpenTelemetry SDK.",
+    )
     demo_endpoints: bool = Field(
         True, description="Serve `/demo/*` (sleep, cpu); switch off in production."
     )
@@ -130,6 +148,13 @@ class Settings(BaseSettings):
     def _readable_file(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).is_file():
             raise ValueError("no such file")
+        return value
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("not an http:// or https:// URL (the OTLP/HTTP endpoint)")
         return value
 
     @model_validator(mode="after")

@@ -12,10 +12,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
+from app import logs
 from app.settings import Settings
 from launchers import ALIASES, APP, LAUNCHERS, load
 from launchers.command import Command
 from launchers.errors import ConfigError, load_settings
+from launchers.metrics_dir import empty
 from launchers.preflight import check_port, check_tls, unsupported
 from launchers.workers import worker_count
 
@@ -44,15 +48,24 @@ def main(argv: list[str] | None = None) -> int:
             check_tls(plan.settings)
             check_port(plan.settings)
     except ConfigError as error:
+        # Plain text: the settings that would choose a log format may be the ones at fault.
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for warning in plan.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     if args.print:
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(plan.command.render())
         return 0
-    print(plan.banner, file=sys.stderr, flush=True)
+    # The launcher's lines have the format of the server's lines that follow them.
+    logs.configure(plan.settings)
+    log = structlog.get_logger("launchers")
+    for warning in plan.warnings:
+        log.warning(warning)
+    if plan.settings.prometheus_multiproc_dir is not None:
+        empty(plan.settings.prometheus_multiproc_dir)
+    log.info(plan.banner)
     sys.stdout.flush()
+    sys.stderr.flush()
     os.execvpe(plan.command.argv[0], plan.command.argv, os.environ | plan.command.env)
 
 
@@ -66,7 +79,7 @@ def prepare(requested: str | None) -> Plan:
     workers = worker_count(settings)
     # Workers learn how they are served from these two variables, not by guessing.
     settings = settings.model_copy(update={"launcher": name, "web_concurrency": workers.count})
-    warnings = unsupported(name, launcher, settings)
+    warnings = unsupported(name, launcher, settings) + launcher.notes(settings)
     command = launcher.command(settings)
     env = {"LAUNCHER": name, "WEB_CONCURRENCY": str(workers.count)}
     command = Command(command.argv, command.env | env, command.config)

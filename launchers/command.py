@@ -40,6 +40,9 @@ class Launcher(Protocol):
         """Settings it cannot pass -> what its server does instead. A value that differs from
         that draws a warning at start."""
 
+    def notes(self, settings: Settings) -> list[str]:
+        """Warnings of its own about these settings, beyond the options it cannot pass."""
+
     def command(self, settings: Settings) -> Command: ...
 
 

@@ -30,6 +30,7 @@ REFUSED = frozenset({"tls_certfile", "tls_keyfile"})
 # What `uvicorn.run()` does when fastapi-cli does not pass an option.
 IGNORED: dict[str, object] = {
     "log_level": "info",
+    "log_format": "console",  # its own lines (banner, manager); the app's logging still applies
     "keep_alive_timeout": 5,
     "graceful_timeout": None,  # waits for in-flight requests without limit
     "http2": False,
@@ -42,6 +43,16 @@ IGNORED: dict[str, object] = {
     "header_timeout": None,
     "server_header": True,
 }
+
+
+def notes(settings: Settings) -> list[str]:
+    if (settings.web_concurrency or 1) > 1 and settings.prometheus_multiproc_dir is None:
+        return [
+            "fastapi-cli has no hook to give its workers a shared metrics directory: /metrics "
+            "counts only the worker that answers each scrape. Set PROMETHEUS_MULTIPROC_DIR to a "
+            "directory of yours (emptied at start), or use LAUNCHER=uvicorn."
+        ]
+    return []
 
 
 def command(settings: Settings) -> Command:

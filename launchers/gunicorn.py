@@ -13,6 +13,7 @@ import sys
 from types import FunctionType
 from typing import Any
 
+from app import logs
 from app.settings import Settings
 from launchers import APP
 from launchers import gunicorn_hooks as hooks
@@ -24,6 +25,7 @@ OPTIONS = {
     "web_concurrency": "workers",
     "reload": "reload",
     "log_level": "loglevel",
+    "log_format": "logconfig_dict",
     "backlog": "backlog",
     "worker_timeout": "timeout",
     "max_requests": "max_requests",
@@ -46,6 +48,11 @@ OPTIONS = {
 REFUSED: frozenset[str] = frozenset()
 IGNORED: dict[str, object] = {}
 
+
+def notes(settings: Settings) -> list[str]:
+    return []
+
+
 WORKER = "launchers.gunicorn_worker.UvicornWorker"
 
 
@@ -64,7 +71,10 @@ def config(settings: Settings) -> dict[str, Any]:
         "max_requests_jitter": settings.max_requests_jitter,
         "worker_connections": settings.max_connections,
         "errorlog": "-",
-        "accesslog": "-",
+        # gunicorn's access log is off (its format is ignored under uvicorn's worker anyway):
+        # the app's access log replaces it. logconfig_dict formats gunicorn's own lines.
+        "accesslog": None,
+        "logconfig_dict": logs.dict_config(settings),
         "keepalive": settings.keep_alive_timeout,
         "graceful_timeout": settings.graceful_timeout,
         # No trusted proxy is how gunicorn spells "ignore proxy headers".
@@ -75,8 +85,10 @@ def config(settings: Settings) -> dict[str, Any]:
         # the same job, the same way on every launcher.
         "control_socket_disable": True,
         "on_starting": hooks.on_starting,
+        "on_exit": hooks.on_exit,
         "on_reload": hooks.on_reload,
         "nworkers_changed": hooks.nworkers_changed,
+        "child_exit": hooks.child_exit,
     }
     if settings.tls:
         result |= {

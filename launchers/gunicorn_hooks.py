@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
+from launchers.metrics_dir import mark_dead, shared_metrics_dir
+
 _counts: dict[str, int] = {}
+_exit = ExitStack()
 
 
 def on_starting(arbiter: Any) -> None:
+    # Before the first fork, so that every worker inherits it.
+    _exit.enter_context(shared_metrics_dir())
     # gunicorn's SIGINT is a quick shutdown that drops in-flight requests; make it drain like
     # SIGTERM, as under the uvicorn launcher. A second Ctrl-C still stops at once: the terminal
     # sends it to the workers too, and uvicorn force-exits on a second SIGINT.
@@ -24,3 +30,11 @@ def on_reload(arbiter: Any) -> None:
     scaled = _counts.get("previous", arbiter.num_workers)
     arbiter.cfg.set("workers", scaled)
     arbiter.num_workers = scaled
+
+
+def child_exit(arbiter: Any, worker: Any) -> None:
+    mark_dead(worker.pid)
+
+
+def on_exit(arbiter: Any) -> None:
+    _exit.close()

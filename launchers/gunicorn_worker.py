@@ -43,7 +43,9 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
         self.config.app = self.wsgi
         self.server = Server(config=self.config)
         asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, self._quit)
-        await self.server.serve(sockets=self.sockets)
+        # The plain sockets inside gunicorn's wrappers: uvicorn closes what it is given at
+        # shutdown, and a wrapper whose socket asyncio has closed already logs EBADF.
+        await self.server.serve(sockets=[getattr(s, "sock", s) for s in self.sockets])
         if not self.server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 

@@ -17,7 +17,15 @@ from launchers.errors import ConfigError
 
 # Read by the launcher, by `make certs` or by the app in each worker, never passed to a server.
 NOT_SERVER_OPTIONS = frozenset(
-    {"launcher", "max_workers", "demo_endpoints", "tls_names", "max_body_size"}
+    {
+        "launcher",
+        "max_workers",
+        "demo_endpoints",
+        "tls_names",
+        "max_body_size",
+        "prometheus_multiproc_dir",
+        "otel_exporter_otlp_endpoint",
+    }
 )
 
 

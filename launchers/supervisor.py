@@ -2,7 +2,8 @@
 
 On top of uvicorn's `Multiprocess` (spawn, SIGHUP rolling restart, SIGTTIN/SIGTTOU scaling, dead
 worker replacement): a worker whose heartbeat is older than `WORKER_TIMEOUT` is killed and
-replaced; SIGQUIT, or a second SIGINT while draining, stops every worker at once.
+replaced; SIGQUIT, or a second SIGINT while draining, stops every worker at once. A worker gone
+for any reason has its live metrics gauges dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from launchers.heartbeat import BeatFiles
 from launchers.limits import Config
+from launchers.metrics_dir import mark_dead
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -34,9 +36,10 @@ class Supervisor(Multiprocess):
                 self._kill_if_stuck(process)
         super().keep_subprocess_alive()  # replaces the dead, the killed included
         alive = {process.pid for process in self.processes}
-        for pid in set(self.first_seen) - alive:
+        for pid in set(self.first_seen) - alive:  # died, killed, or stopped by HUP or TTOU
             del self.first_seen[pid]
             self.beats.forget(pid)
+            mark_dead(pid)
 
     def _kill_if_stuck(self, process: Process) -> None:
         pid = process.pid

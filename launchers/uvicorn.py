@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from app import logs
 from app.settings import Settings
 from launchers import APP
 from launchers.command import Command
@@ -25,6 +26,7 @@ OPTIONS = {
     "web_concurrency": "workers",
     "reload": "reload",
     "log_level": "log_level",
+    "log_format": "log_config",
     "backlog": "backlog",
     "max_requests": "limit_max_requests",
     "max_requests_jitter": "limit_max_requests_jitter",
@@ -47,6 +49,11 @@ OPTIONS = {
 REFUSED: frozenset[str] = frozenset()
 IGNORED: dict[str, object] = {}
 
+
+def notes(settings: Settings) -> list[str]:
+    return []
+
+
 PROTOCOL = "launchers.protocol:HttpToolsProtocol"
 
 
@@ -63,6 +70,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "root_path": settings.root_path,
         "limit_concurrency": settings.max_connections,
         "server_header": settings.server_header,
+        # Our logging everywhere, and the app's access log instead of uvicorn's (app.access).
+        "log_config": logs.dict_config(settings),
+        "access_log": False,
         "limits": Limits(
             max_header_size=settings.max_header_size,
             header_timeout=settings.header_timeout,

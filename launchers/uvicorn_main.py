@@ -20,12 +20,16 @@ from app.settings import Settings
 from launchers import uvicorn
 from launchers.heartbeat import BeatFiles, Heartbeat
 from launchers.limits import Config
+from launchers.metrics_dir import shared_metrics_dir
 from launchers.supervisor import Supervisor
 
 
 def main() -> int:
     settings = Settings()
-    with tempfile.TemporaryDirectory(prefix="uvicorn-heartbeats-") as directory:
+    with (
+        shared_metrics_dir(),
+        tempfile.TemporaryDirectory(prefix="uvicorn-heartbeats-") as directory,
+    ):
         beats = BeatFiles(Path(directory))
         heartbeat = Heartbeat(manager=os.getpid(), beat=beats)
         config = Config(**uvicorn.config(settings), callback_notify=heartbeat, timeout_notify=1)

@@ -9,21 +9,19 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from app.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Settings a developer's shell may carry; tests start from none of them.
-SETTINGS_ENV = {
-    "LAUNCHER", "HOST", "PORT", "WEB_CONCURRENCY", "MAX_WORKERS", "RELOAD", "LOG_LEVEL",
-    "KEEP_ALIVE_TIMEOUT", "GRACEFUL_TIMEOUT", "PROXY_HEADERS", "FORWARDED_ALLOW_IPS",
-    "ROOT_PATH", "TLS_CERTFILE", "TLS_KEYFILE", "DEMO_ENDPOINTS",
-}  # fmt: skip
+SETTINGS_ENV = {name.upper() for name in Settings.model_fields} | {"OTEL_SERVICE_NAME"}
 
 
 def free_port() -> int:
@@ -99,6 +97,13 @@ def wait_ready(server: Server, path: str, timeout: float) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError(f"server not ready in {timeout} s:\n{server.output()}")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,17 +21,11 @@ from tests.servers import (
     running,
     serve,
     settled_workers,
+    wait_for,
     workers,
 )
 
 MANAGERS = ["uvicorn", "gunicorn"]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def serving_pids(url: str) -> set[int]:

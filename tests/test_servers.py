@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -14,7 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ROOT, Server, group_alive, launcher, serve, settled_workers, workers
+from tests.servers import (
+    ROOT,
+    Server,
+    group_alive,
+    launcher,
+    serve,
+    settled_workers,
+    wait_for,
+    workers,
+)
 
 LABELS = {"uvicorn": "uvicorn", "gunicorn": "gunicorn", "fastapi": "fastapi-cli"}
 GRACEFUL = 5
@@ -119,13 +127,6 @@ def test_make_run_with_bad_setting_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "WEB_CONCURRENCY='abc' is not a whole number" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])

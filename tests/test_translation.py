@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app import logs
 from app.settings import Settings
 from launchers import APP, LAUNCHERS, fastapi_cli, gunicorn, gunicorn_hooks, load, uvicorn
 from launchers.errors import ConfigError
@@ -27,6 +28,7 @@ CUSTOM = {
     "proxy_headers": True,
     "forwarded_allow_ips": "10.0.0.0/8,127.0.0.1",
     "root_path": "/api",
+    "log_format": "json",
 }
 
 
@@ -52,6 +54,8 @@ def test_uvicorn_config() -> None:
         "root_path": "/api",
         "limit_concurrency": 1000,
         "server_header": False,
+        "log_config": logs.dict_config(Settings.model_validate(CUSTOM)),
+        "access_log": False,
         "limits": Limits(max_header_size=16384, header_timeout=10, worker_timeout=30),
     }
 
@@ -101,7 +105,8 @@ def test_gunicorn_config() -> None:
         "reload": False,
         "loglevel": "warning",
         "errorlog": "-",
-        "accesslog": "-",
+        "accesslog": None,
+        "logconfig_dict": logs.dict_config(Settings.model_validate(CUSTOM)),
         "keepalive": 7,
         "graceful_timeout": 12,
         "backlog": 2048,
@@ -113,8 +118,10 @@ def test_gunicorn_config() -> None:
         "root_path": "/api",
         "control_socket_disable": True,
         "on_starting": gunicorn_hooks.on_starting,
+        "on_exit": gunicorn_hooks.on_exit,
         "on_reload": gunicorn_hooks.on_reload,
         "nworkers_changed": gunicorn_hooks.nworkers_changed,
+        "child_exit": gunicorn_hooks.child_exit,
     }
 
 
@@ -185,3 +192,14 @@ def test_every_unmapped_setting_is_declared_refused_or_ignored(name: str) -> Non
 def test_pyproject_entrypoint_is_the_launchers_app() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["tool"]["fastapi"]["entrypoint"] == APP
+
+
+def test_one_logging_configuration_for_every_logger() -> None:
+    config = logs.dict_config(Settings.model_validate({"log_format": "json", "log_level": "debug"}))
+    assert config["formatters"]["structlog"] == {"()": "app.logs.formatter", "json": True}
+    assert config["root"] == {"handlers": ["stdout"], "level": "DEBUG"}
+    # Servers' loggers hand their lines to the root's handler; their access logs are replaced.
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
+        assert config["loggers"][name] == {"handlers": [], "propagate": True, "level": "DEBUG"}
+    for name in ("uvicorn.access", "gunicorn.access"):
+        assert config["loggers"][name]["propagate"] is False

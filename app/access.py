@@ -1,0 +1,82 @@
+"""Request ids, the access log and the request metrics, in one pure ASGI middleware.
+
+It wraps the whole app, so it sees every request, the ones refused by inner middleware too. The
+servers' own access logs are off (see `app.logs`): this one knows the route template and the
+request id, and is the same under every launcher.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import metrics
+from app.middleware import Counter
+
+HEADER = b"x-request-id"
+# An incoming id is kept only when it is short and made of characters that are safe in a log
+# line and a header; anything else (too long, control characters, spaces) is replaced.
+SANE_ID = re.compile(rb"[A-Za-z0-9._~:@+=/-]{1,128}")
+
+log = structlog.get_logger("app.access")
+
+
+def request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == HEADER and SANE_ID.fullmatch(value):
+            return str(value.decode("ascii"))
+    return uuid.uuid4().hex
+
+
+class AccessLog:
+    def __init__(self, app: ASGIApp, in_flight: Counter) -> None:
+        self.app = app
+        self.in_flight = in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope)
+        status = 500  # what the server answers when the app fails before responding
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (HEADER, rid.encode())]
+            await send(message)
+
+        started = time.perf_counter()
+        self.in_flight.value += 1
+        metrics.IN_PROGRESS.inc()
+        # Bound for this request's task only: every line logged while serving it carries the id.
+        with structlog.contextvars.bound_contextvars(request_id=rid):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                self.in_flight.value -= 1
+                metrics.IN_PROGRESS.dec()
+                self._record(scope, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, duration: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or metrics.UNMATCHED
+        method = scope["method"]
+        metrics.REQUESTS.labels(method, template, str(status)).inc()
+        metrics.DURATION.labels(method, template).observe(duration)
+        client = scope.get("client")
+        log.info(
+            "request",
+            method=method,
+            route=template,
+            path=scope["path"],
+            status=status,
+            duration_ms=round(duration * 1000, 3),
+            client=f"{client[0]}:{client[1]}" if client else None,
+        )

@@ -1,0 +1,101 @@
+"""One logging configuration for every logger of every process: the app's, uvicorn's, gunicorn's.
+
+Servers and app log through the standard library; structlog's `ProcessorFormatter` renders every
+record the same way, JSON or console, with time, level, logger, pid, and the request id of the
+request being served (a context variable, set by the access-log middleware). The same dictionary
+configures uvicorn's manager (`log_config`), gunicorn's master (`logconfig_dict`) and each worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import sys
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from app.settings import Settings
+
+
+def _pid(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    event["pid"] = os.getpid()
+    return event
+
+
+# Run for every record, whether it comes from structlog or from a standard library logger.
+SHARED: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _pid,
+]
+
+
+def formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of the one handler; named in the dictionary below by its import path."""
+    renderer: Processor
+    if json:
+        renderer = structlog.processors.JSONRenderer()
+        tracebacks: list[Processor] = [structlog.processors.dict_tracebacks]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        tracebacks = []
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=SHARED,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *tracebacks,
+            renderer,
+        ],
+    )
+
+
+def dict_config(settings: Settings) -> dict[str, Any]:
+    level = settings.log_level.upper()
+    # Each logger hands its records to the root's one handler. The servers' access logs are
+    # silenced: the app's access log (app.access) replaces them, so each request is logged once.
+    own = {"handlers": [], "propagate": True, "level": level}
+    silenced = {"handlers": [], "propagate": False, "level": "WARNING"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structlog": {"()": f"{__name__}.formatter", "json": settings.log_format == "json"}
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "structlog",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            "uvicorn": own,
+            "uvicorn.error": own,
+            "uvicorn.asgi": own,
+            "gunicorn.error": own,
+            "uvicorn.access": silenced,
+            "gunicorn.access": silenced,
+        },
+    }
+
+
+def configure(settings: Settings) -> None:
+    """Apply the configuration in this process; idempotent."""
+    logging.config.dictConfig(dict_config(settings))
+    logging.captureWarnings(True)  # warnings become log lines too, not stray stderr text
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,  # first: a dropped line costs nothing more
+            *SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

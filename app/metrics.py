@@ -1,0 +1,84 @@
+"""Prometheus metrics that add up across worker processes, whichever worker answers a scrape.
+
+Each worker counts only its own requests, and a scrape lands on one worker: with plain
+prometheus-client, `/metrics` would report a different, partial number on every scrape. In
+multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, which the launchers set before any worker starts)
+each worker writes its values to files in that directory, and `/metrics` sums the files of every
+worker, the dead included for counters. The manager marks a dead worker's gauges
+(`mark_process_dead`) so that live gauges such as requests in progress stay right.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import APIRouter, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.process_collector import ProcessCollector
+
+UNMATCHED = "unmatched"  # route label of requests no route matched (404s, early 413s)
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from a request's arrival in the app to its last response byte.",
+    ["method", "route"],
+)
+IN_PROGRESS = Gauge(
+    "http_requests_in_progress", "HTTP requests being handled.", multiprocess_mode="livesum"
+)
+
+# The standard process figures (memory, CPU, file descriptors), one series per live worker
+# (label `pid`): prometheus-client's process collector cannot run in multiprocess mode, so each
+# worker copies its own figures into these gauges. Unregistered: in single-process mode the
+# default registry's process collector reports them itself.
+_PROCESS = ProcessCollector(registry=None)
+_FIGURES: dict[str, Gauge] = {}
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def record_process_figures() -> None:
+    """Copy this worker's process figures into the shared gauges (multiprocess mode only)."""
+    if not multiprocess():
+        return
+    for family in _PROCESS.collect():
+        for sample in family.samples:
+            gauge = _FIGURES.get(sample.name)
+            if gauge is None:
+                gauge = _FIGURES[sample.name] = Gauge(
+                    sample.name, family.documentation, registry=None, multiprocess_mode="liveall"
+                )
+            gauge.set(sample.value)
+
+
+def forget_this_worker() -> None:
+    """Drop this worker's live gauges as it exits (its manager does it too, if it is killed)."""
+    if multiprocess():
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus text format, summed over every worker. A plain `def`: it reads files, so
+    FastAPI runs it in a thread rather than on the event loop."""
+    registry = REGISTRY
+    if multiprocess():
+        record_process_figures()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
