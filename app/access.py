@@ -7,9 +7,10 @@ request id, and is the same under every launcher.
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,20 +23,21 @@ HEADER = b"x-request-id"
 # line and a header; anything else (too long, control characters, spaces) is replaced.
 SANE_ID = re.compile(rb"[A-Za-z0-9._~:@+=/-]{1,128}")
 
-log = structlog.get_logger("app.access")
-
 
 def request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == HEADER and SANE_ID.fullmatch(value):
             return str(value.decode("ascii"))
-    return uuid.uuid4().hex
+    # 128 random bits, as a UUID has, without its system call: an id needs to be unique, not
+    # secret (random reseeds itself in every forked worker).
+    return f"{random.getrandbits(128):032x}"
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, in_flight: Counter) -> None:
+    def __init__(self, app: ASGIApp, in_flight: Counter, log: Any) -> None:
         self.app = app
         self.in_flight = in_flight
+        self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,15 +65,14 @@ class AccessLog:
                 metrics.IN_PROGRESS.dec()
                 self._record(scope, status, time.perf_counter() - started)
 
-    @staticmethod
-    def _record(scope: Scope, status: int, duration: float) -> None:
+    def _record(self, scope: Scope, status: int, duration: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or metrics.UNMATCHED
         method = scope["method"]
         metrics.REQUESTS.labels(method, template, str(status)).inc()
         metrics.DURATION.labels(method, template).observe(duration)
         client = scope.get("client")
-        log.info(
+        self.log.info(
             "request",
             method=method,
             route=template,

@@ -25,7 +25,7 @@ def _pid(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
-# Run for every record, whether it comes from structlog or from a standard library logger.
+# Run for every line, whether it comes from structlog or from a standard library logger.
 SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -33,25 +33,35 @@ SHARED: list[Processor] = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     _pid,
 ]
+# The same for the access log, which names its logger itself (it has no standard library one).
+DIRECT = [processor for processor in SHARED if processor is not structlog.stdlib.add_logger_name]
+
+
+def _rendering(json: bool) -> list[Processor]:
+    if json:
+        return [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    return [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
 
 
 def formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
     """The formatter of the one handler; named in the dictionary below by its import path."""
-    renderer: Processor
-    if json:
-        renderer = structlog.processors.JSONRenderer()
-        tracebacks: list[Processor] = [structlog.processors.dict_tracebacks]
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
-        tracebacks = []
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=SHARED,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *tracebacks,
-            renderer,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_rendering(json)],
     )
+
+
+def access_logger(settings: Settings) -> Any:
+    """The access log's logger: the same processors and rendering as every other line, written
+    straight to stdout. It runs once per request, and going through the standard library's
+    logger, record and handler cost a quarter of a worker's throughput on a small endpoint."""
+    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
+    return structlog.wrap_logger(
+        structlog.WriteLogger(sys.stdout),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        processors=[*DIRECT, *_rendering(settings.log_format == "json")],
+        cache_logger_on_first_use=True,
+    ).bind(logger="app.access")
 
 
 def dict_config(settings: Settings) -> dict[str, Any]:

@@ -44,7 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(demo.router)
     app.add_middleware(BodyLimit, max_size=settings.max_body_size)
     app.state.in_flight = Counter()
-    app.add_middleware(AccessLog, in_flight=app.state.in_flight)  # last added: outermost
+    access_log = logs.access_logger(settings)
+    app.add_middleware(AccessLog, in_flight=app.state.in_flight, log=access_log)  # outermost
     return app
 
 
