@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import demo, health, info, logs, metrics, telemetry
+from app import demo, health, info, logs, metrics, notes, telemetry
 from app.access import AccessLog
+from app.db import Database
 from app.lifecycle import Lifecycle
 from app.middleware import BodyLimit, Counter
 from app.settings import Settings
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifecycle = Lifecycle()
         app.state.lifecycle = lifecycle
         app.state.info = info.build_info(settings)
+        app.state.database = Database(settings.database_url)  # this worker's own pool
         stop_telemetry = telemetry.start(settings)
         figures = asyncio.create_task(_record_process_figures())
         with lifecycle.watch_signals():
@@ -34,12 +36,14 @@ def create_app(settings: Settings) -> FastAPI:
         figures.cancel()
         if stop_telemetry is not None:
             stop_telemetry()  # flushes what is still batched
+        app.state.database.close()
         metrics.forget_this_worker()
 
     app = FastAPI(title="FastAPI launchers reference", lifespan=lifespan)
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(metrics.router)
+    app.include_router(notes.router)
     if settings.demo_endpoints:
         app.include_router(demo.router)
     app.add_middleware(BodyLimit, max_size=settings.max_body_size)

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import ByteSize, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LogFormat = Literal["console", "json"]
@@ -132,6 +134,12 @@ class Settings(BaseSettings):
         "exports traces and metrics to it. Unset: OpenTelemetry stays off. The other `OTEL_*` "
         "variables are read by the OpenTelemetry SDK.",
     )
+    database_url: str = Field(
+        "sqlite:///data/app.db",
+        description="SQLAlchemy URL of the database. Default: a SQLite file under `data/` in the "
+        "working directory, made on first run. PostgreSQL: "
+        "`postgresql://user:password@host:5432/name` (psycopg 3).",
+    )
     demo_endpoints: bool = Field(
         True, description="Serve `/demo/*` (sleep, cpu); switch off in production."
     )
@@ -150,11 +158,25 @@ class Settings(BaseSettings):
             raise ValueError("no such file")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL (e.g. sqlite:///data/app.db)") from None
+        if url.drivername in ("postgres", "postgresql"):  # the usual spelling means psycopg 3 here
+            url = url.set(drivername="postgresql+psycopg")
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            backend = url.get_backend_name()
+            raise ValueError(f"is a {backend!r} database: use sqlite or postgresql")
+        return url.render_as_string(hide_password=False)
+
     @field_validator("otel_exporter_otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("not an http:// or https:// URL (the OTLP/HTTP endpoint)")
+            raise ValueError("is not an http:// or https:// URL (the OTLP/HTTP endpoint)")
         return value
 
     @model_validator(mode="after")

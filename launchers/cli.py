@@ -16,7 +16,7 @@ import structlog
 
 from app import logs
 from app.settings import Settings
-from launchers import ALIASES, APP, LAUNCHERS, load
+from launchers import ALIASES, APP, LAUNCHERS, load, migrate
 from launchers.command import Command
 from launchers.errors import ConfigError, load_settings
 from launchers.metrics_dir import empty
@@ -44,23 +44,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = prepare(args.name)
-        if not args.print:
-            check_tls(plan.settings)
-            check_port(plan.settings)
+        if args.print:
+            for warning in plan.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            print(plan.command.render())
+            return 0
+        check_tls(plan.settings)
+        check_port(plan.settings)
+        # The launcher's lines have the format of the server's lines that follow them.
+        logs.configure(plan.settings)
+        log = structlog.get_logger("launchers")
+        for warning in plan.warnings:
+            log.warning(warning)
+        migrate.upgrade(plan.settings)
     except ConfigError as error:
         # Plain text: the settings that would choose a log format may be the ones at fault.
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.print:
-        for warning in plan.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(plan.command.render())
-        return 0
-    # The launcher's lines have the format of the server's lines that follow them.
-    logs.configure(plan.settings)
-    log = structlog.get_logger("launchers")
-    for warning in plan.warnings:
-        log.warning(warning)
     if plan.settings.prometheus_multiproc_dir is not None:
         empty(plan.settings.prometheus_multiproc_dir)
     log.info(plan.banner)

@@ -25,6 +25,7 @@ NOT_SERVER_OPTIONS = frozenset(
         "max_body_size",
         "prometheus_multiproc_dir",
         "otel_exporter_otlp_endpoint",
+        "database_url",
     }
 )
 

@@ -143,3 +143,32 @@ def test_privileged_port_is_explained() -> None:
     assert _bind_problem("0.0.0.0", 80, error) == (
         "PORT=80: binding ports below 1024 needs privileges. Use PORT=8000 or above."
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("nonsense", "DATABASE_URL='nonsense' is not a database URL (e.g. sqlite:///data/app.db)"),
+        ("mysql://u@h/db", "DATABASE_URL='mysql://u@h/db' is a 'mysql' database: use sqlite or"),
+    ],
+)
+def test_database_url_that_is_wrong(tmp_path: Path, url: str, problem: str) -> None:
+    assert_clear_error(run(tmp_path, "uvicorn", DATABASE_URL=url), problem)
+
+
+def test_database_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:
+    url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/app"
+    result = run(tmp_path, "gunicorn", DATABASE_URL=url)
+    assert_clear_error(
+        result,
+        "DATABASE_URL=postgresql+psycopg://app:***@127.0.0.1:",
+        "cannot apply the migrations",
+    )
+    assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_sqlite_file_that_cannot_be_made(tmp_path: Path) -> None:
+    result = run(tmp_path, "uvicorn", DATABASE_URL="sqlite:////proc/no/app.db")
+    assert_clear_error(
+        result, "DATABASE_URL=sqlite:////proc/no/app.db: cannot apply the migrations"
+    )

@@ -102,9 +102,13 @@ def test_reload_restarts_the_worker_on_a_code_change(tmp_path: Path) -> None:
 
 def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     argv = ["make", "--no-print-directory", "-C", str(ROOT), "run"]
-    with serve(argv, tmp_path, WEB_CONCURRENCY="2") as server:
+    # make runs in the repository: the database goes to a fresh place, which it creates.
+    database = tmp_path / "data" / "app.db"
+    with serve(argv, tmp_path, WEB_CONCURRENCY="2", DATABASE_URL=f"sqlite:///{database}") as server:
         info = httpx.get(server.url + "/info").json()
         assert (info["launcher"], info["workers"]) == ("uvicorn", 2)
+        assert httpx.post(server.url + "/notes", json={"text": "first"}).status_code == 201
+        assert database.is_file()
         assert len(worker_pids(server.url)) == 2
         # Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
         started = time.monotonic()

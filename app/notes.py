@@ -1,0 +1,79 @@
+"""`/notes`: a small resource whose state lives in the database, shared by every worker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.db import Base, UTCDateTime, session
+
+MAX_TEXT = 10_000
+MAX_PAGE = 100
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(MAX_TEXT))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class NoteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    text: str
+    created_at: datetime
+
+
+router = APIRouter(prefix="/notes", tags=["notes"])
+DB = Annotated[Session, Depends(session)]
+
+
+# Plain `def` endpoints: SQLAlchemy's calls block, so FastAPI runs them in its thread pool
+# rather than on the event loop.
+@router.post("", status_code=201)
+def create(body: NoteIn, db: DB) -> NoteOut:
+    note = Note(text=body.text, created_at=datetime.now(UTC))
+    db.add(note)
+    db.commit()  # before the response: a 201 means the note is on disk
+    return NoteOut.model_validate(note)
+
+
+@router.get("/{note_id}")
+def read(note_id: int, db: DB) -> NoteOut:
+    return NoteOut.model_validate(_found(db, note_id))
+
+
+@router.get("")
+def page(
+    db: DB,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[NoteOut]:
+    notes = db.scalars(select(Note).order_by(Note.id).limit(limit).offset(offset))
+    return [NoteOut.model_validate(note) for note in notes]
+
+
+@router.delete("/{note_id}", status_code=204)
+def delete(note_id: int, db: DB) -> Response:
+    db.delete(_found(db, note_id))
+    db.commit()
+    return Response(status_code=204)
+
+
+def _found(db: Session, note_id: int) -> Note:
+    note = db.get(Note, note_id)
+    if note is None:
+        raise HTTPException(404, f"Note {note_id} not found.")
+    return note
