@@ -10,7 +10,7 @@ CERTS ?= certs
 TRUST_STORES ?= system nss
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev run-tls certs trust untrust test lint format docs clean
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev run-tls migrate certs trust untrust test lint format docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ run-dev: $(INSTALLED) ## Serve one worker that restarts on code changes
 run-tls: certs ## Serve over HTTPS with the development certificate (LAUNCHER=uvicorn|gunicorn)
 	@TLS_CERTFILE=$(CERTS)/server.pem TLS_KEYFILE=$(CERTS)/server-key.pem \
 		exec $(PY) -m launchers $(LAUNCHER)
+
+migrate: $(INSTALLED) ## Apply the database migrations (the launchers do it before they serve)
+	@$(PY) -m launchers.migrate
 
 certs: $(INSTALLED) ## Make the development CA (once) and a server certificate in certs/
 	@$(PY) -m devtls.certs $(CERTS)

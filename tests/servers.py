@@ -66,6 +66,8 @@ def serve(
     the server speaks HTTPS at https://localhost:PORT and `Server.verify` trusts only that CA.
     """
     port = free_port()
+    # In the working directory, even for `make -C repository`: tests never write to the clone.
+    settings.setdefault("DATABASE_URL", f"sqlite:///{workdir}/data/app.db")
     env = clean_env(PORT=str(port), **settings)
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:

@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.settings import Settings
-from tests.servers import Server, launcher, serve, settled_workers
+from tests.servers import ROOT, Server, clean_env, launcher, serve, settled_workers
 
 FRESH = {"Connection": "close"}
 
@@ -185,3 +187,15 @@ def test_no_acknowledged_note_is_lost(database: str, tmp_path: Path) -> None:
     assert missing == [], f"{len(missing)} acknowledged notes lost or changed"
     # Requests cut by the SIGKILL may have been written without an answer; no more than those.
     assert len(acknowledged) <= len(stored) <= len(acknowledged) + failed
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    """`alembic check` after `make migrate`: the tables the migrations make are the models'."""
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path}/check.db")
+    for argv in (
+        [sys.executable, "-m", "launchers.migrate"],
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "check"],
+    ):
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected." in result.stdout
