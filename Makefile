@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.installed-bench
 LAUNCHER ?=
 CERTS ?= certs
 TRUST_STORES ?= system nss
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev run-tls migrate certs trust untrust test lint format docs clean
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev run-tls migrate certs trust untrust test bench lint format docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,6 +55,13 @@ untrust: $(INSTALLED) ## Remove the development CA from those stores again
 
 test: $(INSTALLED) ## Run the whole test suite
 	$(PY) -m pytest
+
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet --disable-pip-version-check --editable '.[dev,bench]'
+	@touch $@
+
+bench: $(BENCH_INSTALLED) ## Measure every launcher and its peers side by side (BENCH_SECONDS=5, BENCH_ROUNDS=3)
+	@$(PY) -m bench
 
 lint: $(INSTALLED) ## Check formatting, lint and types (ruff, mypy)
 	$(PY) -m ruff format --check .

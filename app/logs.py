@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import os
 import sys
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from app.pid import pid
 from app.settings import Settings
 
 
 def _pid(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    event["pid"] = os.getpid()
+    event["pid"] = pid()
     return event
 
 

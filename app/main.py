@@ -39,7 +39,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.database.close()
         metrics.forget_this_worker()
 
-    app = FastAPI(title="FastAPI launchers reference", lifespan=lifespan)
+    # FastAPI's native telemetry asks for the global providers on every request; off unless a
+    # collector is configured, it costs nothing.
+    exporting = settings.otel_exporter_otlp_endpoint is not None
+    app = FastAPI(
+        title="FastAPI launchers reference",
+        lifespan=lifespan,
+        telemetry={"tracing": exporting, "metrics": exporting, "logs": exporting},
+    )
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(metrics.router)

@@ -21,9 +21,17 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
+
+from app.pid import pid
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # The library's own hook for the pid it files values under: ours asks the kernel once, not
+    # on every increment (see app.pid). Set before any metric below is made.
+    values.ValueClass = values.MultiProcessValue(pid)  # type: ignore[no-untyped-call]
 
 UNMATCHED = "unmatched"  # route label of requests no route matched (404s, early 413s)
 
@@ -66,7 +74,7 @@ def record_process_figures() -> None:
 def forget_this_worker() -> None:
     """Drop this worker's live gauges as it exits (its manager does it too, if it is killed)."""
     if multiprocess():
-        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+        mark_process_dead(pid())  # type: ignore[no-untyped-call]
 
 
 router = APIRouter(tags=["metrics"])

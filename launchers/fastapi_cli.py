@@ -42,6 +42,7 @@ IGNORED: dict[str, object] = {
     "max_header_size": None,  # httptools accepts any size
     "header_timeout": None,
     "server_header": True,
+    "preload": False,
 }
 
 

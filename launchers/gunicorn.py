@@ -28,6 +28,7 @@ OPTIONS = {
     "log_format": "logconfig_dict",
     "backlog": "backlog",
     "worker_timeout": "timeout",
+    "preload": "preload_app",
     "max_requests": "max_requests",
     "max_requests_jitter": "max_requests_jitter",
     "max_connections": "worker_connections",
@@ -67,6 +68,7 @@ def config(settings: Settings) -> dict[str, Any]:
         "loglevel": settings.log_level,
         "backlog": settings.backlog,
         "timeout": settings.worker_timeout,
+        "preload_app": settings.preload,
         "max_requests": settings.max_requests,
         "max_requests_jitter": settings.max_requests_jitter,
         "worker_connections": settings.max_connections,
@@ -85,6 +87,7 @@ def config(settings: Settings) -> dict[str, Any]:
         # the same job, the same way on every launcher.
         "control_socket_disable": True,
         "on_starting": hooks.on_starting,
+        "pre_fork": hooks.pre_fork,
         "on_exit": hooks.on_exit,
         "on_reload": hooks.on_reload,
         "nworkers_changed": hooks.nworkers_changed,

@@ -5,6 +5,7 @@ below must not be named like one, e.g. `config`); their values come from the one
 """
 
 from app.settings import Settings
-from launchers import gunicorn
+from launchers import gunicorn, gunicorn_hooks
 
+gunicorn_hooks.share_metrics()
 globals().update(gunicorn.config(Settings()))

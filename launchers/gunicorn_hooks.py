@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import gc
 from contextlib import ExitStack
 from typing import Any
 
 from launchers.metrics_dir import mark_dead, shared_metrics_dir
 
 _counts: dict[str, int] = {}
-_exit = ExitStack()
+_exit = ExitStack()  # what on_exit undoes
+_metrics: list[object] = []  # the shared metrics directory, once made
+
+
+def share_metrics() -> None:
+    """Called when gunicorn reads its configuration (again on each reload): before it preloads
+    the app, since prometheus-client must find PROMETHEUS_MULTIPROC_DIR when first imported, and
+    before the first fork."""
+    if not _metrics:
+        _metrics.append(_exit.enter_context(shared_metrics_dir()))
 
 
 def on_starting(arbiter: Any) -> None:
-    # Before the first fork, so that every worker inherits it.
-    _exit.enter_context(shared_metrics_dir())
     # gunicorn's SIGINT is a quick shutdown that drops in-flight requests; make it drain like
     # SIGTERM, as under the uvicorn launcher. A second Ctrl-C still stops at once: the terminal
     # sends it to the workers too, and uvicorn force-exits on a second SIGINT.
@@ -30,6 +38,14 @@ def on_reload(arbiter: Any) -> None:
     scaled = _counts.get("previous", arbiter.num_workers)
     arbiter.cfg.set("workers", scaled)
     arbiter.num_workers = scaled
+
+
+def pre_fork(arbiter: Any, worker: Any) -> None:
+    if arbiter.cfg.preload_app:
+        # Move the preloaded app's objects out of the garbage collector's reach: a collection in
+        # a worker would otherwise write to every one of them and unshare their memory pages.
+        gc.collect()
+        gc.freeze()
 
 
 def child_exit(arbiter: Any, worker: Any) -> None:

@@ -47,7 +47,8 @@ OPTIONS = {
 }
 
 REFUSED: frozenset[str] = frozenset()
-IGNORED: dict[str, object] = {}
+# Spawned workers import the app themselves: there is nothing to preload.
+IGNORED: dict[str, object] = {"preload": False}
 
 
 def notes(settings: Settings) -> list[str]:

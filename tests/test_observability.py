@@ -328,3 +328,14 @@ def test_otlp_is_off_without_an_endpoint(tmp_path: Path, collector: Collector) -
         stop_gracefully(server)
     time.sleep(0.5)
     assert collector.received == []
+
+
+def test_metrics_add_up_with_gunicorn_preload(tmp_path: Path) -> None:
+    """With PRELOAD the master imports the app (and prometheus-client) before forking: the
+    shared directory must already be set then, or each worker would count on its own."""
+    with serve(launcher("gunicorn"), tmp_path, WEB_CONCURRENCY="2", PRELOAD="true") as server:
+        before = settled_workers(server.proc.pid, 2)
+        served = {httpx.get(server.url + "/info", headers=FRESH).json()["pid"] for _ in range(50)}
+        assert served == before
+        for _ in range(10):
+            assert info_count(scrape(server.url)) == 50

@@ -1,0 +1,1 @@
+"""`make bench`: the launchers and their peers side by side, measured on this machine."""

@@ -1,0 +1,157 @@
+"""`make bench` (`python -m bench`): every configuration in turn, over interleaved rounds.
+
+BENCH_SECONDS sets the length of each load measurement (default 5), BENCH_ROUNDS the number of
+rounds (default 3): every round measures everything once, in a rotated order, so the machine's
+drift (thermal, other processes) spreads over all configurations, and the report takes medians.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from bench import report, servers, wrk
+from bench.servers import Config
+from devtls.certs import CertPaths, ensure
+
+INFO = "/info"
+CPU = "/demo/cpu?ms=2"
+SLEEP = "/demo/sleep?seconds=0.05"
+
+Key = tuple[object, ...]
+Samples = dict[Key, list[float]]
+
+
+def main() -> int:
+    try:
+        seconds = _whole("BENCH_SECONDS", 5)
+        rounds = _whole("BENCH_ROUNDS", 3)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not wrk.available():
+        print(f"error: {wrk.INSTALL}", file=sys.stderr)
+        return 2
+    cpus = len(os.sched_getaffinity(0))
+    samples: Samples = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        tls = _certificates(workdir)
+        steps = plan(servers.configs(), cpus, seconds, workdir, tls, samples)
+        total = len(steps) * rounds
+        began = time.monotonic()
+        for round_ in range(rounds):
+            shift = round_ * len(steps) // rounds  # a different starting point each round
+            for index, (label, step) in enumerate(steps[shift:] + steps[:shift]):
+                done = round_ * len(steps) + index
+                _progress(done, total, began, f"round {round_ + 1}/{rounds} · {label}")
+                step()
+        _progress(total, total, began, "done")
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    written = report.write(medians, seconds=seconds, rounds=rounds, cpus=cpus)
+    print(written[0].read_text())
+    print("written: " + ", ".join(str(path) for path in written), file=sys.stderr)
+    return 0
+
+
+def plan(
+    configs: list[Config],
+    cpus: int,
+    seconds: int,
+    workdir: Path,
+    tls: tuple[Path, Path],
+    samples: Samples,
+) -> list[tuple[str, Callable[[], None]]]:
+    steps: list[tuple[str, Callable[[], None]]] = []
+
+    def loaded(config: Config) -> None:
+        server = servers.start(config, 1, workdir)
+        try:
+            samples[("start", config.name, 1)].append(server.started_in)
+            _record(samples, ("load", config.name, 1, INFO, "http"), server.url + INFO, seconds)
+            samples[("pss", config.name, 1)].append(servers.pss(server.proc.pid))
+        finally:
+            servers.stop(server.proc)
+
+    def four(config: Config) -> None:
+        server = servers.start(config, 4, workdir)
+        try:
+            samples[("start", config.name, 4)].append(server.started_in)
+            samples[("pss", config.name, 4)].append(servers.pss(server.proc.pid))
+        finally:
+            servers.stop(server.proc)
+
+    def https(config: Config) -> None:
+        for scheme in ("http", "https"):
+            server = servers.start(config, 1, workdir, tls if scheme == "https" else None)
+            try:
+                key = ("load", config.name, 1, INFO, scheme)
+                _record(samples, key, server.url + INFO, seconds)
+            finally:
+                servers.stop(server.proc)
+
+    def study(config: Config, workers: int) -> None:
+        server = servers.start(config, workers, workdir)
+        try:
+            for path in (CPU, SLEEP):
+                key = ("load", config.name, workers, path, "http")
+                _record(samples, key, server.url + path, seconds, connections=100)
+        finally:
+            servers.stop(server.proc)
+
+    for config in configs:
+        steps.append((f"{config.name}: 1 worker, load", partial(loaded, config)))
+        steps.append((f"{config.name}: 4 workers, start-up", partial(four, config)))
+    tls_capable = [c for c in configs if c.name in ("ours: uvicorn", "ours: gunicorn")]
+    for config in tls_capable:
+        steps.append((f"{config.name}: HTTPS and HTTP", partial(https, config)))
+    for workers in worker_counts(cpus):
+        label = f"ours: uvicorn: {workers} workers, /demo/cpu and /demo/sleep"
+        steps.append((label, partial(study, configs[0], workers)))
+    return steps
+
+
+def worker_counts(cpus: int) -> list[int]:
+    return sorted({1, 2, cpus, 2 * cpus + 1})
+
+
+def _record(samples: Samples, key: Key, url: str, seconds: int, connections: int = 50) -> None:
+    load = wrk.run(url, seconds, connections)
+    samples[(*key, "rps")].append(load.rps)
+    samples[(*key, "p50")].append(load.p50_ms)
+    samples[(*key, "p99")].append(load.p99_ms)
+    samples[(*key, "errors")].append(load.errors)
+
+
+def _whole(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r} is not a whole number of at least 1.")
+    return int(value)
+
+
+def _certificates(workdir: Path) -> tuple[Path, Path]:
+    paths = CertPaths(workdir / "certs")
+    ensure(paths)
+    return paths.server, paths.server_key
+
+
+def _progress(done: int, total: int, began: float, label: str) -> None:
+    elapsed = time.monotonic() - began
+    eta = f", ~{elapsed / done * (total - done):.0f} s left" if done else ""
+    line = f"[{done}/{total}] {elapsed:.0f} s{eta} · {label}"
+    if sys.stderr.isatty():
+        print(f"\r\x1b[2K{line}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

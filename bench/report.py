@@ -1,0 +1,203 @@
+"""The bench's results as a Markdown table and a PNG chart, labelled with the machine and date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import socket
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OURS, BARE = "ours: uvicorn", "bare FastAPI, fastapi run"
+PRELOADED = "ours: gunicorn, PRELOAD"
+INFO = "/info"
+
+Medians = dict[tuple[object, ...], float]
+
+
+def write(medians: Medians, *, seconds: int, rounds: int, cpus: int) -> list[Path]:
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"{dt.date.today()}-{socket.gethostname()}"
+    markdown = stem.with_suffix(".md")
+    chart = stem.with_suffix(".png")
+    markdown.write_text(render(medians, seconds=seconds, rounds=rounds, cpus=cpus, chart=chart))
+    draw(medians, chart, cpus)
+    return [markdown, chart]
+
+
+def machine(cpus: int) -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
+    versions = ", ".join(
+        f"{name} {version(name)}" for name in ("fastapi", "uvicorn", "gunicorn", "uvicorn-worker")
+    )
+    return (
+        f"{socket.gethostname()}: {model}, {cpus} CPUs usable, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {versions}, wrk {wrk[1] if len(wrk) > 1 else '?'}"
+    )
+
+
+def render(medians: Medians, *, seconds: int, rounds: int, cpus: int, chart: Path) -> str:
+    names = _names(medians, "start")
+    lines = [
+        f"# make bench: {dt.date.today()}",
+        "",
+        f"Machine: {machine(cpus)}.",
+        f"Medians of {rounds} interleaved rounds, {seconds:g} s of `wrk -t1 -c50` per load figure, "
+        "keep-alive. Start-up: from launch to every worker answering. Memory: PSS summed over the "
+        "process tree, just after start-up.",
+        "",
+        "## Launchers: GET /info, one worker; start-up and memory at 1 and 4 workers",
+        "",
+        "| Configuration | req/s | p50 ms | p99 ms | errors | start 1 w (s) | start 4 w (s) "
+        "| PSS 1 w (MiB) | PSS 4 w (MiB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in names:
+        load = ("load", name, 1, INFO, "http")
+        lines.append(
+            f"| {name} | {_get(medians, *load, 'rps'):,.0f} | {_get(medians, *load, 'p50'):.2f} "
+            f"| {_get(medians, *load, 'p99'):.2f} | {_get(medians, *load, 'errors'):.0f} "
+            f"| {_get(medians, 'start', name, 1):.2f} | {_get(medians, 'start', name, 4):.2f} "
+            f"| {_get(medians, 'pss', name, 1) / 2**20:.0f} "
+            f"| {_get(medians, 'pss', name, 4) / 2**20:.0f} |"
+        )
+    lines += ["", "## HTTPS against HTTP: GET /info, one worker, keep-alive", ""]
+    lines += [
+        "| Configuration | HTTP req/s | HTTPS req/s | HTTPS / HTTP |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    tls_names = sorted({str(key[1]) for key in medians if key[0] == "load" and key[4] == "https"})
+    for name in tls_names:
+        http = _get(medians, "load", name, 1, INFO, "http", "rps")
+        https = _get(medians, "load", name, 1, INFO, "https", "rps")
+        lines.append(f"| {name} | {http:,.0f} | {https:,.0f} | {https / http:.2f} |")
+    lines += [
+        "",
+        f"## How many workers: {OURS}, 100 connections ({cpus} CPUs)",
+        "",
+        "| Workers | /demo/cpu?ms=2 req/s | /demo/sleep?seconds=0.05 req/s |",
+        "| ---: | ---: | ---: |",
+    ]
+    for workers in _study_counts(medians):
+        cpu = _get(medians, "load", OURS, workers, "/demo/cpu?ms=2", "http", "rps")
+        sleep = _get(medians, "load", OURS, workers, "/demo/sleep?seconds=0.05", "http", "rps")
+        lines.append(f"| {workers} | {cpu:,.0f} | {sleep:,.0f} |")
+    lines += ["", "## Goals", "", "| Goal | Measured | Met |", "| --- | ---: | :---: |"]
+    lines += [
+        f"| {goal} | {value:.2f} | {'yes' if met else 'no'} |"
+        for goal, value, met in goals(medians)
+    ]
+    lines += ["", f"![make bench chart]({chart.name})", ""]
+    return "\n".join(lines)
+
+
+def goals(medians: Medians) -> list[tuple[str, float, bool]]:
+    found = []
+    ours = _get(medians, "load", OURS, 1, INFO, "http", "rps")
+    bare = _get(medians, "load", BARE, 1, INFO, "http", "rps")
+    found.append(
+        (
+            "`make run`, 1 worker, req/s ÷ bare FastAPI under `fastapi run` (≥ 1.2)",
+            ours / bare,
+            ours / bare >= 1.2,
+        )
+    )
+    for name in ("ours: uvicorn", "ours: gunicorn"):
+        http = _get(medians, "load", name, 1, INFO, "http", "rps")
+        https = _get(medians, "load", name, 1, INFO, "https", "rps")
+        found.append((f"{name}: HTTPS ÷ HTTP req/s (≥ 0.9)", https / http, https / http >= 0.9))
+    memory = _get(medians, "pss", PRELOADED, 4) / _get(medians, "pss", OURS, 4)
+    found.append(
+        ("gunicorn PRELOAD, 4 workers: PSS ÷ uvicorn spawn (≤ 0.6)", memory, memory <= 0.6)
+    )
+    start = _get(medians, "start", PRELOADED, 4) / _get(medians, "start", OURS, 4)
+    found.append(
+        ("gunicorn PRELOAD, 4 workers: start-up ÷ uvicorn spawn (≤ 0.5)", start, start <= 0.5)
+    )
+    return found
+
+
+def draw(medians: Medians, path: Path, cpus: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = _names(medians, "start")
+    fig, axes = plt.subplots(2, 2, figsize=(14, 10))
+    fig.suptitle(f"make bench, {dt.date.today()}: {machine(cpus)}", fontsize=8, wrap=True)
+
+    rps = [_get(medians, "load", n, 1, INFO, "http", "rps") for n in names]
+    axes[0][0].barh(names, rps, color=[_colour(n) for n in names])
+    axes[0][0].set_title("GET /info, 1 worker: requests/s")
+    axes[0][0].invert_yaxis()
+
+    width = 0.4
+    ys = range(len(names))
+    for offset, workers in ((-width / 2, 1), (width / 2, 4)):
+        values = [_get(medians, "pss", n, workers) / 2**20 for n in names]
+        axes[0][1].barh([y + offset for y in ys], values, height=width, label=f"{workers} workers")
+    axes[0][1].set_yticks(list(ys), names)
+    axes[0][1].invert_yaxis()
+    axes[0][1].set_title("Memory: PSS of the process tree (MiB)")
+    axes[0][1].legend()
+
+    for offset, workers in ((-width / 2, 1), (width / 2, 4)):
+        values = [_get(medians, "start", n, workers) for n in names]
+        axes[1][0].barh([y + offset for y in ys], values, height=width, label=f"{workers} workers")
+    axes[1][0].set_yticks(list(ys), names)
+    axes[1][0].invert_yaxis()
+    axes[1][0].set_title("Start-up: launch to every worker serving (s)")
+    axes[1][0].legend()
+
+    counts = _study_counts(medians)
+    for path_, label in (
+        ("/demo/cpu?ms=2", "CPU-bound (/demo/cpu)"),
+        ("/demo/sleep?seconds=0.05", "awaiting I/O (/demo/sleep)"),
+    ):
+        axes[1][1].plot(
+            counts,
+            [_get(medians, "load", OURS, w, path_, "http", "rps") for w in counts],
+            marker="o",
+            label=label,
+        )
+    axes[1][1].axvline(cpus, color="grey", linestyle=":", label=f"{cpus} CPUs")
+    axes[1][1].set_xticks(counts)
+    axes[1][1].set_xlabel("workers")
+    axes[1][1].set_title(f"{OURS}: requests/s by worker count")
+    axes[1][1].legend()
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _study_counts(medians: Medians) -> list[int]:
+    keys = [key for key in medians if key[0] == "load" and key[3] == "/demo/cpu?ms=2"]
+    return sorted({int(str(key[2])) for key in keys})
+
+
+def _names(medians: Medians, kind: str) -> list[str]:
+    return sorted({str(key[1]) for key in medians if key[0] == kind}, key=_order)
+
+
+def _get(medians: Medians, *key: object) -> float:
+    return medians.get(tuple(key), float("nan"))
+
+
+def _order(name: str) -> tuple[int, str]:
+    return (0 if name.startswith("ours") else 2 if name in (BARE, "raw ASGI, uvicorn") else 1, name)
+
+
+def _colour(name: str) -> str:
+    return {0: "tab:green", 1: "tab:blue", 2: "tab:grey"}[_order(name)[0]]

@@ -1,0 +1,56 @@
+"""One `wrk` measurement: requests per second and latency percentiles, parsed from its report."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+INSTALL = (
+    "make bench needs wrk, an HTTP load generator: `sudo apt-get install wrk` (Debian, Ubuntu), "
+    "`sudo dnf install wrk` (Fedora) or `brew install wrk` (macOS)."
+)
+
+
+@dataclass(frozen=True)
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors and non-2xx/3xx answers
+
+
+def available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run(url: str, seconds: int, connections: int = 50) -> Load:
+    # One wrk thread: on a small machine the load generator competes with the server for CPU,
+    # and one thread keeps a single-worker server's core to itself.
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    errors += int(_find(r"Non-2xx or 3xx responses: (\d+)", out, "0"))
+    return Load(rps, _latency("50%", out), _latency("99%", out), errors)
+
+
+def _latency(percentile: str, out: str) -> float:
+    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
+    return float(value) * UNITS[unit]
+
+
+def _find(pattern: str, text: str, default: str | None = None) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        if default is None:
+            raise ValueError(f"wrk's report has no {pattern!r}:\n{text}")
+        return default
+    return match.group(1)

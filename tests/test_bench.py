@@ -1,0 +1,64 @@
+"""The bench's parts on real processes: wrk against a real server, start-up timing, PSS."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import servers, wrk
+from bench.__main__ import worker_counts
+from tests.servers import ROOT, clean_env, launcher, serve
+
+needs_wrk = pytest.mark.skipif(
+    not wrk.available(), reason="wrk is not installed (apt-get install wrk)"
+)
+
+
+@needs_wrk
+def test_wrk_measures_a_real_server(tmp_path: Path) -> None:
+    with serve(launcher("uvicorn"), tmp_path, WEB_CONCURRENCY="1") as server:
+        load = wrk.run(server.url + "/info", seconds=1, connections=4)
+    assert load.rps > 0
+    assert 0 < load.p50_ms <= load.p99_ms
+    assert load.errors == 0
+
+
+@needs_wrk
+def test_wrk_counts_failed_answers(tmp_path: Path) -> None:
+    with serve(launcher("uvicorn"), tmp_path, WEB_CONCURRENCY="1") as server:
+        load = wrk.run(server.url + "/nowhere", seconds=1, connections=4)
+    assert load.errors > 0, "404s are not successes"
+
+
+def test_start_waits_for_every_worker_and_stop_leaves_nothing(tmp_path: Path) -> None:
+    raw = next(c for c in servers.configs() if c.name == "raw ASGI, uvicorn")
+    running = servers.start(raw, 2, tmp_path)
+    try:
+        assert running.started_in > 0
+        # The manager and its two workers: three Python processes, over 10 MiB each.
+        assert servers.pss(running.proc.pid) > 30 * 2**20
+    finally:
+        servers.stop(running.proc)
+    assert running.proc.returncode is not None
+
+
+def test_worker_counts_of_the_study() -> None:
+    assert worker_counts(2) == [1, 2, 5]
+    assert worker_counts(1) == [1, 2, 3]
+    assert worker_counts(8) == [1, 2, 8, 17]
+
+
+def test_bad_bench_settings_are_named() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench"],
+        cwd=ROOT,
+        env=clean_env(BENCH_SECONDS="soon"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: BENCH_SECONDS='soon' is not a whole number of at least 1.\n"
