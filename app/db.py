@@ -12,15 +12,13 @@ before its 201 is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 BUSY_TIMEOUT = 15  # seconds a SQLite writer waits for another's lock
@@ -75,10 +73,3 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def session(request: Request) -> Iterator[Session]:
-    """A FastAPI dependency: one session per request, from this worker's engine."""
-    database: Database = request.app.state.database
-    with database.sessions() as current:
-        yield current

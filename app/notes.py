@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.db import Base, UTCDateTime, session
+from app.db import Database
+from app.models import MAX_TEXT, Note
 
-MAX_TEXT = 10_000
 MAX_PAGE = 100
-
-
-class Note(Base):
-    __tablename__ = "notes"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    text: Mapped[str] = mapped_column(String(MAX_TEXT))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class NoteIn(BaseModel):
@@ -34,6 +27,13 @@ class NoteOut(BaseModel):
     id: int
     text: str
     created_at: datetime
+
+
+def session(request: Request) -> Iterator[Session]:
+    """A dependency: one session per request, from this worker's engine."""
+    database: Database = request.app.state.database
+    with database.sessions() as current:
+        yield current
 
 
 router = APIRouter(prefix="/notes", tags=["notes"])

@@ -13,15 +13,6 @@ import os
 import uuid
 from collections.abc import Callable
 
-from opentelemetry import metrics, trace
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
 from app.settings import Settings
 
 SERVICE = "fastapi-launchers"
@@ -32,6 +23,16 @@ def start(settings: Settings) -> Callable[[], None] | None:
     endpoint = settings.otel_exporter_otlp_endpoint
     if endpoint is None:
         return None
+    # Imported only when used: the SDK and its exporter weigh on every worker's start and memory.
+    from opentelemetry import metrics, trace
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     endpoint = endpoint.removesuffix("/")
     attributes: dict[str, str | int] = {
         "service.instance.id": str(uuid.uuid4()),

@@ -44,7 +44,9 @@ def pre_fork(arbiter: Any, worker: Any) -> None:
     if arbiter.cfg.preload_app:
         # Move the preloaded app's objects out of the garbage collector's reach: a collection in
         # a worker would otherwise write to every one of them and unshare their memory pages.
-        gc.collect()
+        # Collect once, before the first fork; later forks only freeze what is new.
+        if not gc.get_freeze_count():
+            gc.collect()
         gc.freeze()
 
 

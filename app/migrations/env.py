@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from app import notes  # noqa: F401 (registers the tables on Base.metadata, for autogenerate)
+from app import models  # noqa: F401 (registers the tables on Base.metadata, for autogenerate)
 from app.db import Base, engine
 from app.settings import Settings
 
