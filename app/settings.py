@@ -146,6 +146,12 @@ class Settings(BaseSettings):
         "working directory, made on first run. PostgreSQL: "
         "`postgresql://user:password@host:5432/name` (psycopg 3).",
     )
+    migrate: bool = Field(
+        True,
+        description="Apply the database migrations when launching, before any worker starts. "
+        "Off where a deployment step runs `python -m launchers.migrate` (a Kubernetes init "
+        "container).",
+    )
     demo_endpoints: bool = Field(
         True, description="Serve `/demo/*` (sleep, cpu); switch off in production."
     )

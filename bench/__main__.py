@@ -92,7 +92,7 @@ def plan(
         for scheme in ("http", "https"):
             server = servers.start(config, 1, workdir, tls if scheme == "https" else None)
             try:
-                key = ("load", config.name, 1, INFO, scheme)
+                key = ("tls", config.name, scheme)  # measured in pairs, side by side
                 _record(samples, key, server.url + INFO, seconds)
             finally:
                 servers.stop(server.proc)

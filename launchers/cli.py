@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         log = structlog.get_logger("launchers")
         for warning in plan.warnings:
             log.warning(warning)
-        migrate.upgrade(plan.settings)
+        if plan.settings.migrate:
+            migrate.upgrade(plan.settings)
     except ConfigError as error:
         # Plain text: the settings that would choose a log format may be the ones at fault.
         print(f"error: {error}", file=sys.stderr)

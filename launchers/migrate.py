@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import logs
 from app.settings import Settings
 from launchers.errors import ConfigError, load_settings
 
@@ -38,7 +39,9 @@ def upgrade(settings: Settings) -> None:
 
 def main() -> int:
     try:
-        upgrade(load_settings())
+        settings = load_settings()
+        logs.configure(settings)  # what it applies is logged like everything else
+        upgrade(settings)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ NOT_SERVER_OPTIONS = frozenset(
         "prometheus_multiproc_dir",
         "otel_exporter_otlp_endpoint",
         "database_url",
+        "migrate",
     }
 )
 

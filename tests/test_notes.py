@@ -199,3 +199,25 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
         result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
     assert "No new upgrade operations detected." in result.stdout
+
+
+def test_launchers_starting_at_once_migrate_once(database: str, tmp_path: Path) -> None:
+    """Replicas and their init containers start together: every one succeeds, one migrates."""
+    if database.startswith("sqlite"):
+        pytest.skip("one SQLite file is one machine's: replicas share a PostgreSQL")
+    empty(database)
+    env = clean_env(DATABASE_URL=database)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "launchers.migrate"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=60)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 4, outputs
+    assert sum("Running upgrade  -> 0001" in output for output in outputs) == 1

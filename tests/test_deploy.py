@@ -1,0 +1,148 @@
+"""The container image, compose and Kubernetes files, checked as far as a machine without a
+container engine allows: linters and schemas, what they promise, and the image's start command
+run for real on this machine's environment."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from app.settings import Settings
+from launchers.workers import worker_count
+from tests.servers import ROOT, serve
+from tests.test_workers import fake_v2
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+BIN = Path(sys.executable).parent
+
+
+def dockerfile() -> str:
+    # Continuation lines joined: one instruction per line.
+    return (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+
+
+def instructions(name: str) -> list[str]:
+    return [
+        line.split(None, 1)[1] for line in dockerfile().splitlines() if line.startswith(name + " ")
+    ]
+
+
+def image_env() -> dict[str, str]:
+    env = instructions("ENV")[-1]  # the final stage's, which the container runs with
+    return dict(shlex.split(pair)[0].split("=", 1) for pair in re.findall(r"\S+=\S+", env))
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    return {
+        doc["kind"]: doc
+        for path in sorted(KUBERNETES.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+    }
+
+
+def test_hadolint_passes() -> None:
+    result = subprocess.run(
+        [BIN / "hadolint", ROOT / "Dockerfile"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_runs_the_launcher_as_a_non_root_user() -> None:
+    assert len(instructions("FROM")) == 2, "multi-stage: the build tools stay behind"
+    (cmd,) = instructions("CMD")
+    assert json.loads(cmd) == ["python", "-m", "launchers"], "exec form, through the launcher"
+    (user,) = instructions("USER")
+    assert user.isdigit(), "a numeric uid, so that Kubernetes can check runAsNonRoot"
+    assert int(user) != 0
+    lines = dockerfile().splitlines()
+    assert lines.index(f"USER {user}") < lines.index(f"CMD {cmd}")
+    # Dependencies are installed before the code is copied: their layer survives code changes.
+    code = next(i for i, line in enumerate(lines) if line.startswith("COPY app/"))
+    deps = next(i for i, line in enumerate(lines) if "pip install -r requirements.txt" in line)
+    assert deps < code
+    (healthcheck,) = instructions("HEALTHCHECK")
+    assert "/healthz" in healthcheck
+    assert image_env()["HOST"] == "0.0.0.0"
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".env", "data", "certs/*key*"} <= set(ignored)
+
+
+def test_the_image_command_serves_here(tmp_path: Path) -> None:
+    """The image's CMD and HEALTHCHECK, run with the environment the image sets."""
+    env = {k: v for k, v in image_env().items() if k != "PATH"} | {"HOST": "127.0.0.1"}
+    argv = [
+        sys.executable if word == "python" else word for word in json.loads(instructions("CMD")[0])
+    ]
+    env.pop("PORT")  # serve() picks a free one
+    with serve(argv, tmp_path, "/healthz", 30, None, **env) as server:
+        assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(server.url + "/demo/sleep").status_code == 404, "demo endpoints off"
+        port = server.url.rsplit(":", 1)[1]
+        check = json.loads(instructions("HEALTHCHECK")[0].split("CMD", 1)[1])
+        check[0] = sys.executable
+        result = subprocess.run(check, env={"PORT": port}, capture_output=True, timeout=10)
+        assert result.returncode == 0, result.stderr
+    first = json.loads(server.output().splitlines()[0])  # LOG_FORMAT=json from the image
+    assert first["logger"] == "alembic.runtime.migration"
+
+
+def test_kubernetes_manifests_validate_offline() -> None:
+    files = sorted(KUBERNETES.glob("*.yaml"))
+    result = subprocess.run(
+        [BIN / "kubernetes-validate", "--strict", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(files)
+
+
+def test_deployment_probes_grace_and_one_worker_per_pod(tmp_path: Path) -> None:
+    found = manifests()
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler"} <= set(found)
+    pod = found["Deployment"]["spec"]["template"]["spec"]
+    (app,) = pod["containers"]
+    assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert app["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {item["name"]: item.get("value") for item in app["env"]}
+    assert "WEB_CONCURRENCY" not in env, "the CPU limit decides, through the worker formula"
+    pause = int(app["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] > pause + int(env["GRACEFUL_TIMEOUT"])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    # Migrations once, in the init container, not by each worker.
+    (migrate,) = pod["initContainers"]
+    assert migrate["command"] == ["python", "-m", "launchers.migrate"]
+    assert env["MIGRATE"] == "false"
+    # The pod's CPU limit, as the kernel shows it inside the container, gives one worker.
+    cpus = float(app["resources"]["limits"]["cpu"])
+    root = fake_v2(tmp_path, {"/": f"{int(cpus * 100_000)} 100000"})
+    assert worker_count(Settings(), root, affinity=64).count == 1
+
+
+def test_compose_runs_several_gunicorn_workers_with_postgresql() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    app = compose["services"]["app"]
+    assert app["environment"]["LAUNCHER"] == "gunicorn"
+    assert int(app["environment"]["WEB_CONCURRENCY"]) > 1
+    assert app["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert app["depends_on"]["db"]["condition"] == "service_healthy"
+    grace = int(app["stop_grace_period"].removesuffix("s"))
+    assert grace > int(app["environment"]["GRACEFUL_TIMEOUT"])
+    tls = compose["services"]["app-tls"]
+    assert "./certs:/certs:ro" in tls["volumes"]
+    assert tls["environment"]["TLS_KEYFILE"].startswith("/certs/")
+    # Every setting named in compose is one the settings model knows.
+    known = {name.upper() for name in Settings.model_fields}
+    assert set(tls["environment"]) <= known
