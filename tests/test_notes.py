@@ -116,11 +116,22 @@ def test_unknown_ids_are_404_or_422(server: Server) -> None:
     assert httpx.get(server.url + "/notes/abc").status_code == 422
 
 
-@pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])
-def test_read_your_write_on_any_worker(name: str, database: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "preload"),
+    # With PRELOAD the master imports the app before forking: no connection may cross the fork.
+    [("uvicorn", "false"), ("gunicorn", "false"), ("gunicorn", "true")],
+)
+def test_read_your_write_on_any_worker(
+    name: str, preload: str, database: str, tmp_path: Path
+) -> None:
     empty(database)
     with serve(
-        launcher(name), tmp_path, WEB_CONCURRENCY="2", LOG_FORMAT="json", DATABASE_URL=database
+        launcher(name),
+        tmp_path,
+        WEB_CONCURRENCY="2",
+        LOG_FORMAT="json",
+        DATABASE_URL=database,
+        PRELOAD=preload,
     ) as server:
         note = post(server.url, {"text": "seen by every worker"}).json()
         for _ in range(20):  # fresh connections: either worker answers
