@@ -39,13 +39,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.database.close()
         metrics.forget_this_worker()
 
-    # FastAPI's native telemetry asks for the global providers on every request; off unless a
-    # collector is configured, it costs nothing.
-    exporting = settings.otel_exporter_otlp_endpoint is not None
     app = FastAPI(
         title="FastAPI launchers reference",
         lifespan=lifespan,
-        telemetry={"tracing": exporting, "metrics": exporting, "logs": exporting},
+        telemetry=telemetry.fastapi_config(settings),
     )
     app.include_router(health.router)
     app.include_router(info.router)

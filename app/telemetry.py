@@ -13,9 +13,18 @@ import os
 import uuid
 from collections.abc import Callable
 
+from fastapi.telemetry import TelemetryConfig
+
 from app.settings import Settings
 
 SERVICE = "fastapi-launchers"
+
+
+def fastapi_config(settings: Settings) -> TelemetryConfig:
+    """FastAPI's native telemetry asks for the global providers on every request: off unless a
+    collector is configured, it costs nothing."""
+    exporting = settings.otel_exporter_otlp_endpoint is not None
+    return {"tracing": exporting, "metrics": exporting, "logs": exporting}
 
 
 def start(settings: Settings) -> Callable[[], None] | None:

@@ -18,12 +18,8 @@ from functools import partial
 from pathlib import Path
 
 from bench import report, servers, wrk
-from bench.servers import Config
+from bench.servers import CPU, INFO, SLEEP, Config
 from devtls.certs import CertPaths, ensure
-
-INFO = "/info"
-CPU = "/demo/cpu?ms=2"
-SLEEP = "/demo/sleep?seconds=0.05"
 
 Key = tuple[object, ...]
 Samples = dict[Key, list[float]]

@@ -11,25 +11,43 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.servers import CPU, INFO, SLEEP
+
 RESULTS = Path(__file__).resolve().parent / "results"
 OURS, BARE = "ours: uvicorn", "bare FastAPI, fastapi run"
 PRELOADED = "ours: gunicorn, PRELOAD"
-INFO = "/info"
 
 Medians = dict[tuple[object, ...], float]
 
 
 def write(medians: Medians, *, seconds: int, rounds: int, cpus: int) -> list[Path]:
+    """The figures as JSON, then the Markdown and chart drawn from them: [md, png, json]."""
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today()}-{socket.gethostname()}"
-    markdown = stem.with_suffix(".md")
-    chart = stem.with_suffix(".png")
-    # The figures themselves, so that `python -m bench.report FILE.json` draws them again.
-    figures = {"seconds": seconds, "rounds": rounds, "cpus": cpus, "medians": list(medians.items())}
-    stem.with_suffix(".json").write_text(json.dumps(figures, indent=0) + "\n")
-    markdown.write_text(render(medians, seconds=seconds, rounds=rounds, cpus=cpus, chart=chart))
-    draw(medians, chart, cpus)
-    return [markdown, chart, stem.with_suffix(".json")]
+    figures = RESULTS / f"{dt.date.today()}-{socket.gethostname()}.json"
+    data = {"seconds": seconds, "rounds": rounds, "cpus": cpus, "medians": list(medians.items())}
+    figures.write_text(json.dumps(data, indent=0) + "\n")
+    return [*redraw(figures), figures]
+
+
+def redraw(figures: Path) -> list[Path]:
+    """Write the Markdown and chart from a results JSON file (`python -m bench.report FILE`),
+    measuring nothing."""
+    data = json.loads(figures.read_text())
+    medians = {tuple(key): value for key, value in data["medians"]}
+    about = machine(data["cpus"])
+    markdown, chart = figures.with_suffix(".md"), figures.with_suffix(".png")
+    markdown.write_text(
+        render(
+            medians,
+            seconds=data["seconds"],
+            rounds=data["rounds"],
+            cpus=data["cpus"],
+            about=about,
+            chart=chart,
+        )
+    )
+    draw(medians, chart, data["cpus"], about)
+    return [markdown, chart]
 
 
 def machine(cpus: int) -> str:
@@ -51,12 +69,14 @@ def machine(cpus: int) -> str:
     )
 
 
-def render(medians: Medians, *, seconds: int, rounds: int, cpus: int, chart: Path) -> str:
+def render(
+    medians: Medians, *, seconds: int, rounds: int, cpus: int, about: str, chart: Path
+) -> str:
     names = _names(medians, "start")
     lines = [
         f"# make bench: {dt.date.today()}",
         "",
-        f"Machine: {machine(cpus)}.",
+        f"Machine: {about}.",
         f"Medians of {rounds} interleaved rounds, {seconds:g} s of `wrk -t1 -c50` per load figure, "
         "keep-alive. Start-up: from launch to every worker answering. Memory: PSS summed over the "
         "process tree, just after start-up.",
@@ -89,12 +109,12 @@ def render(medians: Medians, *, seconds: int, rounds: int, cpus: int, chart: Pat
         "",
         f"## How many workers: {OURS}, 100 connections ({cpus} CPUs)",
         "",
-        "| Workers | /demo/cpu?ms=2 req/s | /demo/sleep?seconds=0.05 req/s |",
+        f"| Workers | {CPU} req/s | {SLEEP} req/s |",
         "| ---: | ---: | ---: |",
     ]
     for workers in _study_counts(medians):
-        cpu = _get(medians, "load", OURS, workers, "/demo/cpu?ms=2", "http", "rps")
-        sleep = _get(medians, "load", OURS, workers, "/demo/sleep?seconds=0.05", "http", "rps")
+        cpu = _get(medians, "load", OURS, workers, CPU, "http", "rps")
+        sleep = _get(medians, "load", OURS, workers, SLEEP, "http", "rps")
         lines.append(f"| {workers} | {cpu:,.0f} | {sleep:,.0f} |")
     lines += ["", "## Goals", "", "| Goal | Measured | Met |", "| --- | ---: | :---: |"]
     lines += [
@@ -131,7 +151,7 @@ def goals(medians: Medians) -> list[tuple[str, float, bool]]:
     return found
 
 
-def draw(medians: Medians, path: Path, cpus: int) -> None:
+def draw(medians: Medians, path: Path, cpus: int, about: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +159,7 @@ def draw(medians: Medians, path: Path, cpus: int) -> None:
 
     names = _names(medians, "start")
     fig, axes = plt.subplots(2, 2, figsize=(14, 10))
-    fig.suptitle(f"make bench, {dt.date.today()}: {machine(cpus)}", fontsize=8, wrap=True)
+    fig.suptitle(f"make bench, {dt.date.today()}: {about}", fontsize=8, wrap=True)
 
     rps = [_get(medians, "load", n, 1, INFO, "http", "rps") for n in names]
     bars = axes[0][0].barh(names, rps, color=[_colour(n) for n in names])
@@ -169,8 +189,8 @@ def draw(medians: Medians, path: Path, cpus: int) -> None:
 
     counts = _study_counts(medians)
     for path_, label in (
-        ("/demo/cpu?ms=2", "CPU-bound (/demo/cpu)"),
-        ("/demo/sleep?seconds=0.05", "awaiting I/O (/demo/sleep)"),
+        (CPU, "CPU-bound (/demo/cpu)"),
+        (SLEEP, "awaiting I/O (/demo/sleep)"),
     ):
         axes[1][1].plot(
             counts,
@@ -195,7 +215,7 @@ def _workers(count: int) -> str:
 
 
 def _study_counts(medians: Medians) -> list[int]:
-    keys = [key for key in medians if key[0] == "load" and key[3] == "/demo/cpu?ms=2"]
+    keys = [key for key in medians if key[0] == "load" and key[3] == CPU]
     return sorted({int(str(key[2])) for key in keys})
 
 
@@ -213,18 +233,6 @@ def _order(name: str) -> tuple[int, str]:
 
 def _colour(name: str) -> str:
     return {0: "tab:green", 1: "tab:blue", 2: "tab:grey"}[_order(name)[0]]
-
-
-def redraw(figures: Path) -> None:
-    """Write the Markdown and chart again from a results JSON file, measuring nothing."""
-    data = json.loads(figures.read_text())
-    medians = {tuple(key): value for key, value in data["medians"]}
-    chart = figures.with_suffix(".png")
-    markdown = render(
-        medians, seconds=data["seconds"], rounds=data["rounds"], cpus=data["cpus"], chart=chart
-    )
-    figures.with_suffix(".md").write_text(markdown)
-    draw(medians, chart, data["cpus"])
 
 
 if __name__ == "__main__":

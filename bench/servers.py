@@ -19,6 +19,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
+# What the bench asks for: the small JSON document every app serves, and the two demo loads.
+INFO = "/info"
+CPU = "/demo/cpu?ms=2"
+SLEEP = "/demo/sleep?seconds=0.05"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -130,7 +135,7 @@ def _all_serving(proc: subprocess.Popen[bytes], url: str, workers: int, name: st
                 stop(proc)
                 raise RuntimeError(f"{name} did not serve {workers} workers within 60 s")
             try:
-                pids.add(client.get(url + "/info").json()["pid"])
+                pids.add(client.get(url + INFO).json()["pid"])
             except httpx.HTTPError:
                 time.sleep(0.01)
 

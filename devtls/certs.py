@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from launchers.errors import ConfigError, load_settings
+from launchers.errors import ConfigError, load_settings, report
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 # Apple platforms, and with them every browser there, reject certificates valid for longer.
@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in ensure(CertPaths(args.directory), load_settings().tls_names):
             print(f"certs: {line}")
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report(error)
     return 0
 
 

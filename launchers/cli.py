@@ -18,7 +18,7 @@ from app import logs
 from app.settings import Settings
 from launchers import ALIASES, APP, LAUNCHERS, load, migrate
 from launchers.command import Command
-from launchers.errors import ConfigError, load_settings
+from launchers.errors import ConfigError, load_settings, report
 from launchers.metrics_dir import empty
 from launchers.preflight import check_port, check_tls, unsupported
 from launchers.workers import worker_count
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             migrate.upgrade(plan.settings)
     except ConfigError as error:
         # Plain text: the settings that would choose a log format may be the ones at fault.
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report(error)
     if plan.settings.prometheus_multiproc_dir is not None:
         empty(plan.settings.prometheus_multiproc_dir)
     log.info(plan.banner)

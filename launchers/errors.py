@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from app.settings import Settings
 
 class ConfigError(Exception):
     """Bad configuration: the message is for the person who set it."""
+
+
+def report(error: ConfigError) -> int:
+    """Print the error as the one paragraph a user reads; the exit status of a command."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 def load_settings(dotenv: Path = Path(".env")) -> Settings:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import logs
 from app.settings import Settings
-from launchers.errors import ConfigError, load_settings
+from launchers.errors import ConfigError, load_settings, report
 
 SCRIPTS = "app:migrations"
 
@@ -43,8 +43,7 @@ def main() -> int:
         logs.configure(settings)  # what it applies is logged like everything else
         upgrade(settings)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report(error)
     return 0
 
 
