@@ -12,13 +12,17 @@ import re
 import time
 from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.logs import REQUEST_ID
 from app.middleware import Counter
 
 HEADER = b"x-request-id"
+# Label values are kept few: any other method a client sends is counted as OTHER.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
 # An incoming id is kept only when it is short and made of characters that are safe in a log
 # line and a header; anything else (too long, control characters, spaces) is replaced.
 SANE_ID = re.compile(rb"[A-Za-z0-9._~:@+=/-]{1,128}")
@@ -38,6 +42,9 @@ class AccessLog:
         self.app = app
         self.in_flight = in_flight
         self.log = log
+        # (method, route, status) -> its counter and histogram: looking labelled metrics up
+        # once, not on every request, saves prometheus-client's checks and lock.
+        self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,21 +63,29 @@ class AccessLog:
         started = time.perf_counter()
         self.in_flight.value += 1
         metrics.IN_PROGRESS.inc()
-        # Bound for this request's task only: every line logged while serving it carries the id.
-        with structlog.contextvars.bound_contextvars(request_id=rid):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                self.in_flight.value -= 1
-                metrics.IN_PROGRESS.dec()
-                self._record(scope, status, time.perf_counter() - started)
+        # Set in this request's task only: every line logged while serving it carries the id.
+        token = REQUEST_ID.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.in_flight.value -= 1
+            metrics.IN_PROGRESS.dec()
+            self._record(scope, status, time.perf_counter() - started)
+            REQUEST_ID.reset(token)
 
     def _record(self, scope: Scope, status: int, duration: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or metrics.UNMATCHED
         method = scope["method"]
-        metrics.REQUESTS.labels(method, template, str(status)).inc()
-        metrics.DURATION.labels(method, template).observe(duration)
+        key = (method if method in METHODS else "OTHER", template, status)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = (
+                metrics.REQUESTS.labels(key[0], template, str(status)),
+                metrics.DURATION.labels(key[0], template),
+            )
+        series[0].inc()
+        series[1].observe(duration)
         client = scope.get("client")
         self.log.info(
             "request",

@@ -39,17 +39,19 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.database.close()
         metrics.forget_this_worker()
 
+    routers = [health.router, info.router, metrics.router, notes.router]
+    if settings.demo_endpoints:
+        routers.append(demo.router)
     app = FastAPI(
         title="FastAPI launchers reference",
         lifespan=lifespan,
         telemetry=telemetry.fastapi_config(settings),
+        # The routers' routes, registered on the app itself rather than with include_router:
+        # FastAPI 0.16x resolves an included router on every request that reaches it, which
+        # cost a sixth of a worker's throughput on /info here (README, "Measured"). Same
+        # OpenAPI document; probes and /info first, as they are matched in order.
+        routes=[route for router in routers for route in router.routes],
     )
-    app.include_router(health.router)
-    app.include_router(info.router)
-    app.include_router(metrics.router)
-    app.include_router(notes.router)
-    if settings.demo_endpoints:
-        app.include_router(demo.router)
     app.add_middleware(BodyLimit, max_size=settings.max_body_size)
     app.state.in_flight = Counter()
     access_log = logs.access_logger(settings)

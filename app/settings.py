@@ -7,6 +7,7 @@ in every worker. Field names are the variable names in lower case (`WEB_CONCURRE
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
-LogFormat = Literal["console", "json"]
+LogFormat = Literal["auto", "console", "json"]
 
 
 class Settings(BaseSettings):
@@ -45,9 +46,10 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = Field("info", description="Level of every logger: app, access, server.")
     log_format: LogFormat = Field(
-        "console",
+        "auto",
         description="`json`: one JSON object per line; `console`: readable lines, coloured on a "
-        "terminal. Applies to every logger of every process.",
+        "terminal; `auto`: `console` when the output is a terminal, `json` otherwise (a "
+        "container, a pipe, a file). Applies to every logger of every process.",
     )
     keep_alive_timeout: int = Field(
         5, ge=1, description="Seconds an idle keep-alive connection stays open."
@@ -168,6 +170,14 @@ class Settings(BaseSettings):
     def _readable_file(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).is_file():
             raise ValueError("no such file")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _auto_format(cls, value: str) -> str:
+        # Decided where the output goes: people read a terminal, programs read everything else.
+        if value == "auto":
+            return "console" if sys.stdout.isatty() else "json"
         return value
 
     @field_validator("database_url")

@@ -31,6 +31,7 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.limits = limits_of(self.config)
         self.draining = False
         self.header_bytes = 0
+        self.headers_pending = False
         self.header_timer: asyncio.TimerHandle | None = None
         self.rejection: tuple[int, str] | None = None
 
@@ -46,11 +47,17 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self._stop_header_timer()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # A request's headers nearly always arrive in one read: the deadline is armed only for
+        # those that did not, rather than armed and cancelled for every request.
+        if self.headers_pending and self.header_timer is None and not self.transport.is_closing():
+            self.header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_late)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_bytes = 0
-        self._stop_header_timer()
-        self.header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_late)
+        self.headers_pending = True
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url), 414, "Request URI too long.")
@@ -61,6 +68,7 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self.headers_pending = False
         self._stop_header_timer()
         super().on_headers_complete()
         if self.draining and self.cycle is not None:

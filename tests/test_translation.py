@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import tomllib
 from pathlib import Path
@@ -167,7 +168,7 @@ def test_every_server_setting_is_mapped_or_reported(name: str) -> None:
 
 
 def test_warnings_only_where_the_server_would_do_otherwise() -> None:
-    (warning,) = unsupported("fastapi-cli", fastapi_cli, Settings())
+    (warning,) = unsupported("fastapi-cli", fastapi_cli, Settings(log_format="console"))
     assert warning == (
         "fastapi-cli has no option for GRACEFUL_TIMEOUT=30 (it uses None; uvicorn and gunicorn "
         "can), WORKER_TIMEOUT=30 (it uses None; uvicorn and gunicorn can), MAX_CONNECTIONS=1000 "
@@ -181,6 +182,20 @@ def test_warnings_only_where_the_server_would_do_otherwise() -> None:
     )
     assert unsupported("uvicorn", uvicorn, settings) == []
     assert unsupported("gunicorn", gunicorn, settings) == []
+
+
+@pytest.mark.parametrize(("terminal", "chosen"), [(True, "console"), (False, "json")])
+def test_log_format_auto_follows_the_output(
+    terminal: bool, chosen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Output(io.StringIO):
+        def isatty(self) -> bool:
+            return terminal
+
+    monkeypatch.setattr(sys, "stdout", Output())
+    assert Settings().log_format == chosen
+    assert Settings(log_format="console").log_format == "console"
+    assert Settings(log_format="json").log_format == "json"
 
 
 @pytest.mark.parametrize("name", list(LAUNCHERS))
