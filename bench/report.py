@@ -78,8 +78,9 @@ def render(
         "",
         f"Machine: {about}.",
         f"Medians of {rounds} interleaved rounds, {seconds:g} s of `wrk -t1 -c50` per load figure, "
-        "keep-alive. Start-up: from launch to every worker answering. Memory: PSS summed over the "
-        "process tree, just after start-up.",
+        "keep-alive. Servers log to a file, as to a container runtime's pipe (so our launchers "
+        "log JSON: `LOG_FORMAT=auto`). Start-up: from launch to every worker answering. Memory: "
+        "PSS summed over the process tree, just after start-up.",
         "",
         "## Launchers: GET /info, one worker; start-up and memory at 1 and 4 workers",
         "",

@@ -8,8 +8,6 @@ import socket
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-
 from app.settings import Settings
 from launchers import LAUNCHERS, load
 from launchers.command import Launcher
@@ -66,6 +64,8 @@ def check_tls(settings: Settings, now: dt.datetime | None = None) -> None:
             Path(path).read_bytes()
         except OSError as error:
             raise ConfigError(f"{variable}={path!r} cannot be read: {error.strerror}.") from None
+    from cryptography import x509  # only with TLS: it weighs on every launch
+
     try:
         leaf = x509.load_pem_x509_certificates(Path(cert).read_bytes())[0]
     except ValueError:
