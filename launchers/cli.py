@@ -1,12 +1,15 @@
 """`python -m launchers [NAME] [--print]`: validate settings, translate, then become the server.
 
 The launcher replaces itself with the server (exec), so the server's manager gets the signals a
-terminal or container runtime sends, and there is no extra process to forward them.
+terminal or container runtime sends, and there is no extra process to forward them. A command
+marked `in_process` (gunicorn with PRELOAD) runs in the launcher's own interpreter instead: same
+process, same signals, without a second start-up (README, "Launchers").
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -66,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info(plan.banner)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(plan.command.argv[0], plan.command.argv, os.environ | plan.command.env)
+    os.environ.update(plan.command.env)
+    if plan.command.in_process:
+        plan.command.run_in_process()
+        return 0
+    os.execvp(plan.command.argv[0], plan.command.argv)
 
 
 def prepare(requested: str | None) -> Plan:
@@ -82,7 +89,7 @@ def prepare(requested: str | None) -> Plan:
     warnings = unsupported(name, launcher, settings) + launcher.notes(settings)
     command = launcher.command(settings)
     env = {"LAUNCHER": name, "WEB_CONCURRENCY": str(workers.count)}
-    command = Command(command.argv, command.env | env, command.config)
+    command = dataclasses.replace(command, env=command.env | env)
     banner = f"{name}: serving {APP} at {_url(settings)} with {workers}"
     return Plan(settings, command, banner + _trust_hint(settings), warnings)
 

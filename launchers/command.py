@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -15,12 +17,25 @@ class Command:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     config: str = ""  # a native configuration file, where the server reads one
+    # `python -m MODULE ...` run by the launcher's own interpreter (runpy) rather than exec'd in
+    # a new one: the same command, without importing again what the launcher has imported.
+    in_process: bool = False
 
     def render(self) -> str:
         env = [f"{name}={shlex.quote(value)}" for name, value in sorted(self.env.items())]
         line = shlex.join(self.argv)
         text = " ".join([*env, line])
+        if self.in_process:
+            text = "# run in the launcher's own process, which becomes the server's\n" + text
         return f"{text}\n\n{self.config}" if self.config else text
+
+    def run_in_process(self) -> None:
+        """Run `python -m MODULE ARGS` here, as that command would: the module as `__main__`,
+        with `sys.argv` its arguments. It ends by exiting, as the server does."""
+        _python, dash_m, module, *args = self.argv
+        assert dash_m == "-m", self.argv
+        sys.argv = [module, *args]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 class Launcher(Protocol):

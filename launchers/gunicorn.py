@@ -108,6 +108,10 @@ def command(settings: Settings) -> Command:
     return Command(
         [sys.executable, "-m", "gunicorn", "--config", "python:launchers.gunicorn_conf"],
         config="# launchers/gunicorn_conf.py resolves to:\n" + "\n".join(lines) + "\n",
+        # A preloading master imports the app anyway, and its workers share its pages: it may
+        # as well be the launcher's process, which has imported half of it already. Without
+        # preload, each worker would unshare what the launcher left there (README, "Launchers").
+        in_process=settings.preload,
     )
 
 
