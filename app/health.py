@@ -7,13 +7,14 @@ from fastapi import APIRouter, Request, Response
 router = APIRouter(tags=["probes"])
 
 
-@router.get("/healthz")
+# HEAD too: uptime monitors and some load balancers probe with it.
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> dict[str, str]:
     """Liveness: the worker's event loop answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.api_route("/readyz", methods=["GET", "HEAD"])
 async def readyz(request: Request, response: Response) -> dict[str, str]:
     """Readiness: 200 while serving, 503 from the moment this worker begins to shut down."""
     lifecycle = request.app.state.lifecycle

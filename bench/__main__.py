@@ -88,10 +88,13 @@ def plan(
         for scheme in ("http", "https"):
             server = servers.start(config, 1, workdir, tls if scheme == "https" else None)
             try:
-                key = ("tls", config.name, scheme)  # measured in pairs, side by side
-                _record(samples, key, server.url + INFO, seconds)
+                _record(samples, ("tls", config.name, scheme), server.url + INFO, seconds)
             finally:
                 servers.stop(server.proc)
+        # Measured in pairs, side by side: the ratio of each pair, so the machine's drift
+        # between rounds cancels out of it.
+        pair = [samples[("tls", config.name, scheme, "rps")][-1] for scheme in ("http", "https")]
+        samples[("tls", config.name, "ratio")].append(pair[1] / pair[0])
 
     def study(config: Config, workers: int) -> None:
         server = servers.start(config, workers, workdir)

@@ -6,7 +6,8 @@ under it: that is where stock servers fail requests during a rolling reload. Her
 connection answers its next request with `Connection: close`, and is closed only once it stays
 idle for the keep-alive timeout. The same subclass bounds what httptools does not: the size of a
 request's headers (431/414) and the time to send them (408), so a slow client cannot hold a
-connection for ever.
+connection for ever. And a response with a known length leaves in one write rather than two
+(head, then body): one TLS record and one send instead of two.
 """
 
 from __future__ import annotations
@@ -14,10 +15,57 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 
 from launchers.limits import limits_of
+
+
+class _OneWrite:
+    """The transport as one response's cycle sees it: the head of a response whose body has a
+    known, non-zero length is held back and sent with the body's first part.
+
+    Measured with `make bench`'s load, side by side: +3 % req/s over HTTP, +4 % over HTTPS.
+    It lets go of the cycle after its first write: a reference cycle per request costs more
+    (7 % measured) than the write it saves, as the garbage collector has to find each one.
+    """
+
+    __slots__ = ("cycle", "held", "transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self.transport = transport
+        self.cycle: RequestResponseCycle | None = cycle
+        self.held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.held is not None:
+            data = self.held + data
+            self.held = None
+        elif (cycle := self.cycle) is not None:
+            self.cycle = None
+            # uvicorn writes a response's head once it has parsed its length: hold it if a
+            # body write is sure to follow (not for HEAD, nor a 100 Continue, nor chunked).
+            if (
+                cycle.response_started
+                and cycle.chunked_encoding is False
+                and cycle.expected_content_length > 0
+                and cycle.scope["method"] != "HEAD"
+            ):
+                self.held = data
+                return
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.held is not None:
+            self.transport.write(self.held)
+            self.held = None
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # anything else a later uvicorn may use
+        return getattr(self.transport, name)
 
 
 class _Rejected(Exception):
@@ -71,8 +119,10 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.headers_pending = False
         self._stop_header_timer()
         super().on_headers_complete()
-        if self.draining and self.cycle is not None:
-            self.cycle.keep_alive = False  # its response says `Connection: close`
+        if self.cycle is not None:
+            self.cycle.transport = _OneWrite(self.transport, self.cycle)  # type: ignore[assignment]
+            if self.draining:
+                self.cycle.keep_alive = False  # its response says `Connection: close`
 
     def shutdown(self) -> None:
         """Called by the server when it begins to drain."""

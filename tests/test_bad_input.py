@@ -134,6 +134,57 @@ def test_invalid_field_gets_a_useful_422(target: Target) -> None:
     assert (error["loc"], error["type"]) == (["body", "text"], "string_too_short")
 
 
+def responses(stream: bytes, methods: list[str]) -> list[tuple[int, bytes]]:
+    """Split pipelined responses by their heads' Content-Length: (status, body) for each."""
+    found = []
+    for method in methods:
+        head, stream = stream.split(b"\r\n\r\n", 1)
+        length = 0 if method == "HEAD" or status(head) == 100 else content_length(head)
+        found.append((status(head), stream[:length]))
+        stream = stream[length:]
+    assert stream == b"", "nothing after the last response"
+    return found
+
+
+def content_length(head: bytes) -> int:
+    (value,) = (
+        line[15:] for line in head.lower().split(b"\r\n") if line[:15] == b"content-length:"
+    )
+    return int(value)
+
+
+def test_pipelined_requests_each_get_their_whole_response(target: Target) -> None:
+    """HEAD, 100 Continue and keep-alive framing, in order, on one connection: our protocol
+    sends a response's head and body in one write, and must hold back only what a body follows."""
+    echo = b'{"text": "hello"}'
+    requests = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n%s" % (len(echo), echo),
+        b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ]
+    found = responses(
+        exchange(target.port, [b"".join(requests)]), ["GET", "HEAD", "", "POST", "GET"]
+    )
+    assert [code for code, _ in found] == [200, 200, 100, 200, 404]
+    assert json.loads(found[0][1]) == {"status": "ok"}
+    assert found[1][1] == b""
+    assert json.loads(found[3][1])["length"] == 5
+    assert json.loads(found[4][1]) == {"detail": "Not Found"}
+
+
+def test_head_is_answered_at_once_on_a_kept_alive_connection(target: Target) -> None:
+    with socket.create_connection(("127.0.0.1", target.port), timeout=0.5) as sock:
+        for _ in range(2):
+            sock.sendall(b"HEAD /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while not received.endswith(b"\r\n\r\n"):  # before KEEP_ALIVE_TIMEOUT=1 closes it
+                received += sock.recv(65536)
+            assert status(received) == 200
+            assert content_length(received) == len(b'{"status":"ready"}')
+
+
 def test_slow_headers_get_408(target: Target) -> None:
     """A slowloris client, one header line every 0.3 s, never finishing."""
     lines = [b"GET /healthz HTTP/1.1\r\n"] + [b"X-Slow: 1\r\n"] * 10
