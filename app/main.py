@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.database = Database(settings.database_url)  # this worker's own pool
         stop_telemetry = telemetry.start(settings)
         figures = asyncio.create_task(_record_process_figures())
+        # What exists now (modules, the app, its routes) lives as long as the worker. Frozen,
+        # it is no longer walked by every full collection: under fastapi-cli those came about
+        # once a second under load and took 38 ms each (0.2 ms frozen), its p99 latency. No
+        # collection first: it found nothing here, for 35 ms of each worker's start-up.
+        gc.freeze()
         with lifecycle.watch_signals():
             lifecycle.started()
             yield
