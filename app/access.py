@@ -10,12 +10,14 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from app.logs import REQUEST_ID
+from app.batched_values import before_write
+from app.logs import REQUEST_ID, AccessLine
 from app.middleware import Counter
 
 HEADER = b"x-request-id"
@@ -38,10 +40,11 @@ def request_id(scope: Scope) -> str:
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, in_flight: Counter, log: Any) -> None:
+    def __init__(self, app: ASGIApp, in_flight: Counter, log: AccessLine) -> None:
         self.app = app
         self.in_flight = in_flight
         self.log = log
+        self.publishing = False  # the in-progress gauge is due to be set this turn
         # (method, route, status) -> its counter and histogram: looking labelled metrics up
         # once, not on every request, saves prometheus-client's checks and lock.
         self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -53,25 +56,41 @@ class AccessLog:
         rid = request_id(scope)
         status = 500  # what the server answers when the app fails before responding
 
-        async def send_with_id(message: Message) -> None:
+        # A plain function handing back send's awaitable, not a coroutine awaiting it: one
+        # coroutine less to create and run per message.
+        def send_with_id(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (HEADER, rid.encode())]
-            await send(message)
+            return send(message)
 
         started = time.perf_counter()
         self.in_flight.value += 1
-        metrics.IN_PROGRESS.inc()
+        if not self.publishing:
+            self._publish_soon()
         # Set in this request's task only: every line logged while serving it carries the id.
         token = REQUEST_ID.set(rid)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             self.in_flight.value -= 1
-            metrics.IN_PROGRESS.dec()
+            if not self.publishing:
+                self._publish_soon()
             self._record(scope, status, time.perf_counter() - started)
             REQUEST_ID.reset(token)
+
+    def _publish_soon(self) -> None:
+        # The requests-in-progress gauge is set from the count once, as the metrics are
+        # written, rather than raised and lowered by every request: a scrape sees the same
+        # values (changes are written once per loop turn anyway, see app.batched_values), for
+        # a fifth of the metrics' cost per request.
+        self.publishing = True
+        before_write(self._publish)
+
+    def _publish(self) -> None:
+        self.publishing = False
+        metrics.IN_PROGRESS.set(self.in_flight.value)
 
     def _record(self, scope: Scope, status: int, duration: float) -> None:
         route = scope.get("route")
@@ -87,12 +106,13 @@ class AccessLog:
         series[0].inc()
         series[1].observe(duration)
         client = scope.get("client")
-        self.log.info(
-            "request",
-            method=method,
-            route=template,
-            path=scope["path"],
-            status=status,
-            duration_ms=round(duration * 1000, 3),
-            client=f"{client[0]}:{client[1]}" if client else None,
+        self.log(
+            {
+                "method": method,
+                "route": template,
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": int(duration * 1e6 + 0.5) / 1000,  # round(), 5 times faster
+                "client": f"{client[0]}:{client[1]}" if client else None,
+            }
         )

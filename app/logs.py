@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import logging
 import logging.config
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
@@ -27,6 +30,9 @@ from app.settings import Settings
 # The id of the request being served, in the task serving it. One variable of our own rather
 # than structlog's bound context variables: those cost a copy of the whole context per request.
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+ACCESS = "app.access"  # the access log's logger name
+AccessLine = Callable[[dict[str, Any]], None]  # logs one request's fields
 
 
 def _pid(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
@@ -71,19 +77,23 @@ def _rendering(json: bool) -> list[Processor]:
 
 
 class PerTurnWriter:
-    """The access log's output: the lines logged during one turn of the event loop are written
-    together as it ends, in one system call instead of one per request. Outside a running loop
-    a line is written at once; what is pending is written at shutdown. A worker killed outright
-    (SIGKILL) loses the lines of its last turn, at most a few milliseconds' worth."""
+    """The access log's output: the lines logged during one turn of the event loop are rendered
+    and written together as it ends, in one system call instead of one per request. Outside a
+    running loop a line is written at once; what is pending is written at shutdown. A worker
+    killed outright (SIGKILL) loses the lines of its last turn, at most a few milliseconds' worth.
 
-    def __init__(self, stream: TextIO) -> None:
+    `render` turns the turn's items (lines, or events for `json_lines`) into the text written.
+    """
+
+    def __init__(self, stream: TextIO, render: Callable[[list[Any]], str] | None = None) -> None:
         self._stream = stream
-        self._lines: list[str] = []
+        self._render = render or _text_lines
+        self._pending: list[Any] = []
         atexit.register(self.flush)
 
-    def msg(self, line: str) -> None:
-        self._lines.append(line)
-        if len(self._lines) == 1:
+    def msg(self, item: Any) -> None:
+        self._pending.append(item)
+        if len(self._pending) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:
@@ -92,11 +102,26 @@ class PerTurnWriter:
     debug = info = warning = error = critical = exception = msg
 
     def flush(self) -> None:
-        if self._lines:
-            self._lines.append("")
-            self._stream.write("\n".join(self._lines))
-            self._lines.clear()
+        if self._pending:
+            text = self._render(self._pending)
+            self._pending.clear()
+            self._stream.write(text)
             self._stream.flush()
+
+
+def _text_lines(lines: list[str]) -> str:
+    return "".join([f"{line}\n" for line in lines])
+
+
+# orjson writes a datetime as structlog's TimeStamper does (ISO 8601, with Z for UTC).
+_json_line = functools.partial(orjson.dumps, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
+
+
+def json_lines(events: list[dict[str, Any]]) -> str:
+    # One pass of orjson over the turn's events, rather than one call as each is logged, when
+    # its code and data have gone cold since the last request: 0.5 µs less a request (measured
+    # in one process, 50 requests a turn).
+    return b"".join(map(_json_line, events)).decode()
 
 
 def formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
@@ -107,18 +132,44 @@ def formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
     )
 
 
-def access_logger(settings: Settings) -> Any:
-    """The access log's logger: the same rendering as every other line, written straight to
-    stdout, a turn of the event loop at a time. It runs once per request, and going through the
-    standard library's logger, record and handler, a write per line, cost a quarter of a
-    worker's throughput on a small endpoint."""
-    level = logging.getLevelNamesMapping()[settings.log_level.upper()]
-    return structlog.wrap_logger(
+def access_logger(settings: Settings) -> AccessLine:
+    """The access log: a request's fields in, one line out, in the same rendering as every other
+    line, written straight to stdout a turn of the event loop at a time. It runs once per request:
+    through the standard library's logger, record and handler, a write per line, it cost a
+    quarter of a worker's throughput on a small endpoint; through structlog's processor chain,
+    8 µs a line. A JSON line is made here instead, from the one dictionary, with the keys and
+    values structlog's chain (`DIRECT`, then JSON) gives every other line, and rendered by orjson
+    with the rest of its turn's lines (`json_lines`): 1.5 µs a line in all."""
+    if logging.getLevelNamesMapping()[settings.log_level.upper()] > logging.INFO:
+        return _unlogged
+    if settings.log_format == "json":
+        events = PerTurnWriter(sys.stdout, json_lines)
+
+        def json_line(fields: dict[str, Any]) -> None:
+            fields["event"] = "request"
+            fields["level"] = "info"
+            fields["logger"] = ACCESS
+            fields["timestamp"] = datetime.now(UTC)
+            fields["pid"] = pid()
+            if (request_id := REQUEST_ID.get()) is not None:
+                fields["request_id"] = request_id
+            events.msg(fields)
+
+        return json_line
+    console = structlog.wrap_logger(
         PerTurnWriter(sys.stdout),
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        processors=[*DIRECT, *_rendering(settings.log_format == "json")],
+        processors=[*DIRECT, *_rendering(json=False)],
         cache_logger_on_first_use=True,
-    ).bind(logger="app.access")
+    ).bind(logger=ACCESS)
+
+    def console_line(fields: dict[str, Any]) -> None:
+        console.info("request", **fields)
+
+    return console_line
+
+
+def _unlogged(fields: dict[str, Any]) -> None:
+    pass
 
 
 def dict_config(settings: Settings) -> dict[str, Any]:

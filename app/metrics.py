@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -26,12 +27,14 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
 
+from app.batched_values import batched, write_changes
 from app.pid import pid
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # The library's own hook for the pid it files values under: ours asks the kernel once, not
-    # on every increment (see app.pid). Set before any metric below is made.
-    values.ValueClass = values.MultiProcessValue(pid)  # type: ignore[no-untyped-call]
+    # The library's own hook for its storage, set before any metric below is made: values
+    # written once per loop turn (see app.batched_values), filed under a pid asked of the
+    # kernel once, not on every write (see app.pid).
+    values.ValueClass = batched(values.MultiProcessValue(pid))  # type: ignore[no-untyped-call]
 
 UNMATCHED = "unmatched"  # route label of requests no route matched (404s, early 413s)
 
@@ -74,6 +77,7 @@ def record_process_figures() -> None:
 def forget_this_worker() -> None:
     """Drop this worker's live gauges as it exits (its manager does it too, if it is killed)."""
     if multiprocess():
+        write_changes()  # its counts on file first; its gauges are then dropped with the rest
         mark_process_dead(pid())  # type: ignore[no-untyped-call]
 
 
@@ -81,12 +85,17 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    """Prometheus text format, summed over every worker. A plain `def`: it reads files, so
-    FastAPI runs it in a thread rather than on the event loop."""
+async def metrics() -> Response:
+    """Prometheus text format, summed over every worker. This worker's changes are written
+    first (this scrape's own included); the files are read in a thread, off the event loop."""
+    write_changes()
+    return Response(await run_in_threadpool(_exposition), media_type=CONTENT_TYPE_LATEST)
+
+
+def _exposition() -> bytes:
     registry = REGISTRY
     if multiprocess():
         record_process_figures()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return generate_latest(registry)

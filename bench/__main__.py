@@ -96,6 +96,20 @@ def plan(
         pair = [samples[("tls", config.name, scheme, "rps")][-1] for scheme in ("http", "https")]
         samples[("tls", config.name, "ratio")].append(pair[1] / pair[0])
 
+    def side_by_side(ours: Config, bare: Config) -> None:
+        # The throughput goal's ratio, as the HTTPS one: both measured back to back, in turns
+        # first, and the ratio of each pair kept. Apart, each run's drift (±10 % on a small
+        # shared machine) lands whole in the ratio of the medians.
+        pairs = samples[("goal", "ratio")]
+        rps = {}
+        for config in (ours, bare) if len(pairs) % 2 == 0 else (bare, ours):
+            server = servers.start(config, 1, workdir)
+            try:
+                rps[config.name] = wrk.run(server.url + INFO, seconds).rps
+            finally:
+                servers.stop(server.proc)
+        pairs.append(rps[ours.name] / rps[bare.name])
+
     def study(config: Config, workers: int) -> None:
         server = servers.start(config, workers, workdir)
         try:
@@ -108,6 +122,9 @@ def plan(
     for config in configs:
         steps.append((f"{config.name}: 1 worker, load", partial(loaded, config)))
         steps.append((f"{config.name}: 4 workers, start-up", partial(four, config)))
+    by_name = {config.name: config for config in configs}
+    goal = (by_name[report.OURS], by_name[report.BARE])
+    steps.append((f"{goal[0].name} and {goal[1].name}, side by side", partial(side_by_side, *goal)))
     tls_capable = [c for c in configs if c.name in ("ours: uvicorn", "ours: gunicorn")]
     for config in tls_capable:
         steps.append((f"{config.name}: HTTPS and HTTP", partial(https, config)))
