@@ -76,6 +76,10 @@ def _rendering(json: bool) -> list[Processor]:
     return [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
 
 
+def _text_lines(lines: list[str]) -> str:
+    return "".join([f"{line}\n" for line in lines])
+
+
 class PerTurnWriter:
     """The access log's output: the lines logged during one turn of the event loop are rendered
     and written together as it ends, in one system call instead of one per request. Outside a
@@ -85,9 +89,9 @@ class PerTurnWriter:
     `render` turns the turn's items (lines, or events for `json_lines`) into the text written.
     """
 
-    def __init__(self, stream: TextIO, render: Callable[[list[Any]], str] | None = None) -> None:
+    def __init__(self, stream: TextIO, render: Callable[[list[Any]], str] = _text_lines) -> None:
         self._stream = stream
-        self._render = render or _text_lines
+        self._render = render
         self._pending: list[Any] = []
         atexit.register(self.flush)
 
@@ -107,10 +111,6 @@ class PerTurnWriter:
             self._pending.clear()
             self._stream.write(text)
             self._stream.flush()
-
-
-def _text_lines(lines: list[str]) -> str:
-    return "".join([f"{line}\n" for line in lines])
 
 
 # orjson writes a datetime as structlog's TimeStamper does (ISO 8601, with Z for UTC).

@@ -68,29 +68,20 @@ def plan(
     steps: list[tuple[str, Callable[[], None]]] = []
 
     def loaded(config: Config) -> None:
-        server = servers.start(config, 1, workdir)
-        try:
+        with servers.running(config, 1, workdir) as server:
             samples[("start", config.name, 1)].append(server.started_in)
             _record(samples, ("load", config.name, 1, INFO, "http"), server.url + INFO, seconds)
             samples[("pss", config.name, 1)].append(servers.pss(server.proc.pid))
-        finally:
-            servers.stop(server.proc)
 
     def four(config: Config) -> None:
-        server = servers.start(config, 4, workdir)
-        try:
+        with servers.running(config, 4, workdir) as server:
             samples[("start", config.name, 4)].append(server.started_in)
             samples[("pss", config.name, 4)].append(servers.pss(server.proc.pid))
-        finally:
-            servers.stop(server.proc)
 
     def https(config: Config) -> None:
         for scheme in ("http", "https"):
-            server = servers.start(config, 1, workdir, tls if scheme == "https" else None)
-            try:
+            with servers.running(config, 1, workdir, tls if scheme == "https" else None) as server:
                 _record(samples, ("tls", config.name, scheme), server.url + INFO, seconds)
-            finally:
-                servers.stop(server.proc)
         # Measured in pairs, side by side: the ratio of each pair, so the machine's drift
         # between rounds cancels out of it.
         pair = [samples[("tls", config.name, scheme, "rps")][-1] for scheme in ("http", "https")]
@@ -103,21 +94,15 @@ def plan(
         pairs = samples[("goal", "ratio")]
         rps = {}
         for config in (ours, bare) if len(pairs) % 2 == 0 else (bare, ours):
-            server = servers.start(config, 1, workdir)
-            try:
+            with servers.running(config, 1, workdir) as server:
                 rps[config.name] = wrk.run(server.url + INFO, seconds).rps
-            finally:
-                servers.stop(server.proc)
         pairs.append(rps[ours.name] / rps[bare.name])
 
     def study(config: Config, workers: int) -> None:
-        server = servers.start(config, workers, workdir)
-        try:
+        with servers.running(config, workers, workdir) as server:
             for path in (CPU, SLEEP):
                 key = ("load", config.name, workers, path, "http")
                 _record(samples, key, server.url + path, seconds, connections=100)
-        finally:
-            servers.stop(server.proc)
 
     for config in configs:
         steps.append((f"{config.name}: 1 worker, load", partial(loaded, config)))

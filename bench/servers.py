@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +138,18 @@ def _all_serving(proc: subprocess.Popen[bytes], url: str, workers: int, name: st
                 pids.add(client.get(url + INFO).json()["pid"])
             except httpx.HTTPError:
                 time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def running(
+    config: Config, workers: int, workdir: Path, tls: tuple[Path, Path] | None = None
+) -> Iterator[Running]:
+    """`start`, then `stop` however the block ends."""
+    server = start(config, workers, workdir, tls)
+    try:
+        yield server
+    finally:
+        stop(server.proc)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
