@@ -7,7 +7,9 @@ connection answers its next request with `Connection: close`, and is closed only
 idle for the keep-alive timeout. The same subclass bounds what httptools does not: the size of a
 request's headers (431/414) and the time to send them (408), so a slow client cannot hold a
 connection for ever. And a response with a known length leaves in one write rather than two
-(head, then body): one TLS record and one send instead of two.
+(head, then body): one TLS record instead of two, and one plain `write()` where uvloop sends two
+buffers through a libuv write request (it flushes a stream's writes once per loop turn, and
+takes that fast path only for a single buffer).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ class _OneWrite:
     """The transport as a connection's responses see it: the head of a response whose body has
     a known, non-zero length is held back and sent with the body's first part.
 
-    Measured with `make bench`'s load, side by side: +3 % req/s over HTTP, +4 % over HTTPS, but
-    a p99 latency 2 ms higher (7.5 against 5.3 ms at 50 connections), not explained yet.
+    Measured with `make bench`'s load, side by side: +3 % req/s over HTTP, +4 % over HTTPS, with
+    the same p99 latency (7.0 to 7.2 ms at 50 connections, 7.0 to 7.6 without it).
     One per connection, told of each request's cycle (`cycle`), which it lets go of after the
     cycle's first write: a reference cycle per request costs more (7 % measured) than the write
     it saves, as the garbage collector has to find each one.
