@@ -88,7 +88,6 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.headers_pending = False
         self.header_timer: asyncio.TimerHandle | None = None
         self.rejection: tuple[int, str] | None = None
-        self.max_header_size = self.limits.max_header_size
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -118,13 +117,13 @@ class HttpToolsProtocol(_HttpToolsProtocol):
     # Counted inline, not in a shared method: these run for every header of every request.
     def on_url(self, url: bytes) -> None:
         self.header_bytes += len(url)
-        if self.header_bytes > self.max_header_size:
+        if self.header_bytes > self.limits.max_header_size:
             self._reject(414, "Request URI too long.")
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes > self.max_header_size:
+        if self.header_bytes > self.limits.max_header_size:
             self._reject(431, "Request header fields too large.")
         super().on_header(name, value)
 
