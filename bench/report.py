@@ -99,7 +99,8 @@ def render(
         )
     lines += ["", "## HTTPS against HTTP: GET /info, one worker, keep-alive", ""]
     lines += [
-        "| Configuration | HTTP req/s | HTTPS req/s | HTTPS / HTTP (median of the pairs) |",
+        "| Configuration | HTTP req/s | HTTPS req/s "
+        "| HTTPS / HTTP (median of the rounds, each measured A B B A) |",
         "| --- | ---: | ---: | ---: |",
     ]
     for name in sorted({str(key[1]) for key in medians if key[0] == "tls"}):
