@@ -81,8 +81,7 @@ def plan(
     def https(config: Config) -> None:
         # Both servers up at once and warmed, then measured in turns, A B B A (B A A B the next
         # time), and the ratio of each round's sums kept: a drift within the round falls on
-        # both alike, and neither is always first. Measured one after the other, HTTP first,
-        # the same code gave 0.89 to 0.93 from run to run.
+        # both alike, and neither is always first.
         ratios = samples[("tls", config.name, "ratio")]
         with (
             servers.running(config, 1, workdir) as plain,
@@ -98,8 +97,8 @@ def plan(
         ratios.append(rps["https"] / rps["http"])
 
     def side_by_side(ours: Config, bare: Config) -> None:
-        # The throughput goal's ratio, as the HTTPS one: both measured back to back, in turns
-        # first, and the ratio of each pair kept. Apart, each run's drift (±10 % on a small
+        # The throughput goal's ratio: both measured back to back, in turns first, and the
+        # ratio of each pair kept. Apart, each run's drift (±10 % on a small
         # shared machine) lands whole in the ratio of the medians.
         pairs = samples[("goal", "ratio")]
         rps = {}
