@@ -98,8 +98,8 @@ def plan(
 
     def side_by_side(ours: Config, bare: Config) -> None:
         # The throughput goal's ratio: both measured back to back, in turns first, and the
-        # ratio of each pair kept. Apart, each run's drift (±10 % on a small
-        # shared machine) lands whole in the ratio of the medians.
+        # ratio of each pair kept. Apart, each run's drift (±10 % on a small shared machine)
+        # lands whole in the ratio of the medians.
         pairs = samples[("goal", "ratio")]
         rps = {}
         for config in (ours, bare) if len(pairs) % 2 == 0 else (bare, ours):
