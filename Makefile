@@ -11,7 +11,7 @@ CERTS ?= certs
 TRUST_STORES ?= system nss
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-dev run-tls migrate certs trust untrust test bench lint format docs clean
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-granian run-dev run-tls migrate certs trust untrust test bench lint format docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,10 +34,13 @@ run-gunicorn: $(INSTALLED) ## Serve with gunicorn pre-fork and uvicorn workers
 run-fastapi: $(INSTALLED) ## Serve with `fastapi run` (fastapi-cli)
 	@exec $(PY) -m launchers fastapi
 
+run-granian: $(INSTALLED) ## Serve with granian (Rust HTTP and TLS, spawned workers)
+	@exec $(PY) -m launchers granian
+
 run-dev: $(INSTALLED) ## Serve one worker that restarts on code changes
 	@RELOAD=true exec $(PY) -m launchers $(LAUNCHER)
 
-run-tls: certs ## Serve over HTTPS with the development certificate (LAUNCHER=uvicorn|gunicorn)
+run-tls: certs ## Serve over HTTPS with the development certificate (LAUNCHER=uvicorn|gunicorn|granian)
 	@TLS_CERTFILE=$(CERTS)/server.pem TLS_KEYFILE=$(CERTS)/server-key.pem \
 		exec $(PY) -m launchers $(LAUNCHER)
 

@@ -37,6 +37,10 @@ def _versions(launcher: str) -> dict[str, str]:
         import gunicorn  # imported already: it runs this worker
 
         found["gunicorn"] = gunicorn.__version__
+    elif launcher == "granian":
+        import granian
+
+        found["granian"] = granian.__version__
     return found
 
 

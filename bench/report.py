@@ -15,6 +15,7 @@ from bench.servers import CPU, INFO, SLEEP
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OURS, BARE = "ours: uvicorn", "bare FastAPI, fastapi run"
+TLS = ("ours: uvicorn", "ours: gunicorn", "ours: granian")  # measured HTTPS against HTTP
 PRELOADED = "ours: gunicorn, PRELOAD"
 
 Medians = dict[tuple[object, ...], float]
@@ -61,7 +62,8 @@ def machine(cpus: int) -> str:
     )
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
     versions = ", ".join(
-        f"{name} {version(name)}" for name in ("fastapi", "uvicorn", "gunicorn", "uvicorn-worker")
+        f"{name} {version(name)}"
+        for name in ("fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "granian")
     )
     return (
         f"{socket.gethostname()}: {model}, {cpus} CPUs usable, Linux {platform.release()}, "
@@ -139,7 +141,7 @@ def goals(medians: Medians) -> list[tuple[str, float, bool]]:
             ratio >= 1.2,
         )
     )
-    for name in ("ours: uvicorn", "ours: gunicorn"):
+    for name in TLS:
         ratio = _get(medians, "tls", name, "ratio")
         found.append((f"{name}: HTTPS ÷ HTTP req/s (≥ 0.9)", ratio, ratio >= 0.9))
     memory = _get(medians, "pss", PRELOADED, 4) / _get(medians, "pss", OURS, 4)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -40,12 +39,13 @@ def ours(name: str, label: str = "", **env: str) -> Config:
 
 def configs() -> list[Config]:
     """Our launchers, the peers a user would otherwise run on the same app, and the reference
-    points; granian only when it is installed."""
-    found = [
+    points."""
+    return [
         ours("uvicorn"),
         ours("gunicorn"),
         ours("gunicorn", ", PRELOAD", PRELOAD="true"),
         ours("fastapi"),
+        ours("granian"),
         Config("fastapi run", lambda p, n: _fastapi_run("app.main:app", p, n)),
         Config("uvicorn", lambda p, n: [PY, "-m", "uvicorn", "app.main:app", *_uvicorn(p, n)]),
         Config(
@@ -55,19 +55,13 @@ def configs() -> list[Config]:
                 *["-w", str(n), "-b", f"127.0.0.1:{p}", "app.main:app"],
             ],
         ),
-    ]
-    if importlib.util.find_spec("granian"):
-        found.append(
-            Config(
-                "granian",
-                lambda p, n: [
-                    *[PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"],
-                    *["--port", str(p), "--workers", str(n), "app.main:app"],
-                ],
-            )
-        )
-    return [
-        *found,
+        Config(
+            "granian",
+            lambda p, n: [
+                *[PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"],
+                *["--port", str(p), "--workers", str(n), "app.main:app"],
+            ],
+        ),
         Config("bare FastAPI, fastapi run", lambda p, n: _fastapi_run("bench.apps:bare", p, n)),
         Config(
             "raw ASGI, uvicorn",

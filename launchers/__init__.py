@@ -18,6 +18,7 @@ LAUNCHERS = {
     "uvicorn": "launchers.uvicorn",
     "gunicorn": "launchers.gunicorn",
     "fastapi-cli": "launchers.fastapi_cli",
+    "granian": "launchers.granian",
 }
 
 ALIASES = {"fastapi": "fastapi-cli"}

@@ -45,12 +45,14 @@ def unsupported(name: str, launcher: Launcher, settings: Settings) -> list[str]:
             )
         instead = launcher.IGNORED.get(field)
         if field not in launcher.REFUSED and value != instead:
-            ignored.append(
-                f"{field.upper()}={value!r} (it uses {instead!r}; {' and '.join(able)} can)"
-            )
+            ignored.append(f"{field.upper()}={value!r} (it uses {instead!r}; {_listed(able)} can)")
     if not ignored:
         return []
     return [f"{name} has no option for {', '.join(ignored)}."]
+
+
+def _listed(names: list[str]) -> str:
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
 
 
 def check_tls(settings: Settings, now: dt.datetime | None = None) -> None:

@@ -25,6 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.servers import Server, free_port, launcher, serve, settled_workers, wait_for
 
 MANAGERS = ["uvicorn", "gunicorn"]
+# granian too, where it behaves as they do (README, "Launchers": what it lacks).
+SERVERS = [*MANAGERS, "granian"]
 FRESH = {"Connection": "close"}  # a new connection per request: the kernel picks the worker
 
 
@@ -145,7 +147,7 @@ def test_metrics_start_from_zero_and_their_directory_goes(name: str, tmp_path: P
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", SERVERS)
 def test_json_logs_carry_request_ids(name: str, tmp_path: Path) -> None:
     with serve(launcher(name), tmp_path, WEB_CONCURRENCY="2", LOG_FORMAT="json") as server:
         response = httpx.get(server.url + "/info", headers={"X-Request-ID": "abc-123"})
@@ -188,7 +190,7 @@ def test_json_logs_carry_request_ids(name: str, tmp_path: Path) -> None:
     assert not [line for line in lines if line["logger"] in ("uvicorn.access", "gunicorn.access")]
 
 
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", SERVERS)
 def test_console_logs_are_plain_lines_with_the_request_id(name: str, tmp_path: Path) -> None:
     with serve(launcher(name), tmp_path, WEB_CONCURRENCY="1", LOG_FORMAT="console") as server:
         httpx.get(server.url + "/info", headers={"X-Request-ID": "abc-123"})
@@ -273,7 +275,7 @@ def _attributes(resource: Any) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", SERVERS)
 def test_every_worker_exports_otlp_with_its_own_instance_id(
     name: str, tmp_path: Path, collector: Collector
 ) -> None:

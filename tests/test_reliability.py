@@ -26,6 +26,8 @@ from tests.servers import (
 )
 
 MANAGERS = ["uvicorn", "gunicorn"]
+# granian too, where it behaves as they do (README, "Launchers": what it lacks).
+SERVERS = [*MANAGERS, "granian"]
 
 
 def serving_pids(url: str) -> set[int]:
@@ -135,7 +137,7 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(name: str, tmp_path: Pat
         assert not group_alive(server.proc.pid)
 
 
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", SERVERS)
 def test_killed_worker_is_replaced(name: str, tmp_path: Path) -> None:
     with serve(launcher(name), tmp_path, WEB_CONCURRENCY="2") as server:
         manager = server.proc.pid

@@ -24,7 +24,12 @@ from tests.servers import (
     workers,
 )
 
-LABELS = {"uvicorn": "uvicorn", "gunicorn": "gunicorn", "fastapi": "fastapi-cli"}
+LABELS = {
+    "uvicorn": "uvicorn",
+    "gunicorn": "gunicorn",
+    "fastapi": "fastapi-cli",
+    "granian": "granian",
+}
 GRACEFUL = 5
 
 

@@ -12,7 +12,16 @@ import pytest
 
 from app import logs
 from app.settings import Settings
-from launchers import APP, LAUNCHERS, fastapi_cli, gunicorn, gunicorn_hooks, load, uvicorn
+from launchers import (
+    APP,
+    LAUNCHERS,
+    fastapi_cli,
+    granian,
+    gunicorn,
+    gunicorn_hooks,
+    load,
+    uvicorn,
+)
 from launchers.errors import ConfigError
 from launchers.limits import Limits
 from launchers.preflight import NOT_SERVER_OPTIONS, unsupported
@@ -97,6 +106,46 @@ def test_fastapi_cli_command() -> None:
     ]  # fmt: skip
 
 
+def test_granian_config() -> None:
+    assert granian.config(Settings.model_validate(CUSTOM)) == {
+        "target": APP,
+        "interface": "asgi",
+        "address": "0.0.0.0",
+        "port": 9000,
+        "workers": 3,
+        "reload": False,
+        "log_level": "warning",
+        "log_dictconfig": logs.dict_config(Settings.model_validate(CUSTOM)),
+        "backlog": 2048,
+        "workers_kill_timeout": 12,
+        "http1_settings": {"header_read_timeout": 10_000},
+        "url_path_prefix": "/api",
+        "ssl_cert": None,
+        "ssl_key": None,
+        "http": "1",
+        "respawn_failed_workers": True,
+    }
+
+
+def test_granian_tls_http2_and_header_deadline(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    settings = Settings.model_validate(
+        {"tls_certfile": str(cert), "tls_keyfile": str(key), "http2": True, "header_timeout": 2.5}
+    )
+    config = granian.config(settings)
+    assert {k: config[k] for k in ("ssl_cert", "ssl_key", "http", "http1_settings")} == {
+        "ssl_cert": str(cert),
+        "ssl_key": str(key),
+        "http": "auto",
+        "http1_settings": {"header_read_timeout": 2500},
+    }
+    command = granian.command(settings)
+    assert command.argv == [sys.executable, "-m", "launchers.granian_main"]
+    assert "    http='auto',\n" in command.config
+
+
 def test_gunicorn_config() -> None:
     assert gunicorn.config(Settings.model_validate(CUSTOM)) == {
         "wsgi_app": APP,
@@ -170,14 +219,14 @@ def test_every_server_setting_is_mapped_or_reported(name: str) -> None:
 def test_warnings_only_where_the_server_would_do_otherwise() -> None:
     (warning,) = unsupported("fastapi-cli", fastapi_cli, Settings(log_format="console"))
     assert warning == (
-        "fastapi-cli has no option for GRACEFUL_TIMEOUT=30 (it uses None; uvicorn and gunicorn "
-        "can), WORKER_TIMEOUT=30 (it uses None; uvicorn and gunicorn can), MAX_CONNECTIONS=1000 "
-        "(it uses None; uvicorn and gunicorn can), MAX_HEADER_SIZE=16384 (it uses None; uvicorn "
-        "and gunicorn can), HEADER_TIMEOUT=10.0 (it uses None; uvicorn and gunicorn can), "
-        "SERVER_HEADER=False (it uses True; uvicorn and gunicorn can)."
+        "fastapi-cli has no option for GRACEFUL_TIMEOUT=30 (it uses None; uvicorn, gunicorn and "
+        "granian can), WORKER_TIMEOUT=30 (it uses None; uvicorn and gunicorn can), "
+        "MAX_CONNECTIONS=1000 (it uses None; uvicorn and gunicorn can), MAX_HEADER_SIZE=16384 "
+        "(it uses None; uvicorn and gunicorn can), HEADER_TIMEOUT=10.0 (it uses None; uvicorn, "
+        "gunicorn and granian can), SERVER_HEADER=False (it uses True; uvicorn and gunicorn can)."
     )
     settings = Settings(log_level="debug", http2=True)
-    assert "LOG_LEVEL='debug' (it uses 'info'; uvicorn and gunicorn can)" in "".join(
+    assert "LOG_LEVEL='debug' (it uses 'info'; uvicorn, gunicorn and granian can)" in "".join(
         unsupported("fastapi-cli", fastapi_cli, settings)
     )
     assert unsupported("uvicorn", uvicorn, settings) == []

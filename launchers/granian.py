@@ -1,0 +1,87 @@
+"""granian: a server written in Rust that runs the ASGI app in spawned Python workers.
+
+Spawn model, like uvicorn's manager, but each worker's sockets, HTTP parsing and TLS (rustls) run
+on a Rust thread beside the Python one, outside the GIL: a worker can keep more than one CPU busy.
+The translation is to `granian.Granian` arguments, run by `launchers.granian_main`: granian's CLI
+takes its logging configuration only as a file, and the metrics directory has to outlive its
+workers.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from app import logs
+from app.settings import Settings
+from launchers import APP
+from launchers.command import Command
+
+OPTIONS = {
+    "host": "address",
+    "port": "port",
+    "web_concurrency": "workers",
+    "reload": "reload",
+    "log_level": "log_level",
+    "log_format": "log_dictconfig",
+    "backlog": "backlog",
+    "graceful_timeout": "workers_kill_timeout",
+    "header_timeout": "http1_settings.header_read_timeout",
+    "root_path": "url_path_prefix",
+    "tls_certfile": "ssl_cert",
+    "tls_keyfile": "ssl_key",
+    "http2": "http",
+}
+
+REFUSED: frozenset[str] = frozenset()
+
+# What granian does without them (measured against granian 2.8).
+IGNORED: dict[str, object] = {
+    # hyper's header deadline also bounds the wait for a connection's next request
+    "keep_alive_timeout": "HEADER_TIMEOUT",
+    "worker_timeout": None,  # a dead worker is replaced, one with a blocked event loop is not
+    "preload": False,
+    "max_requests": 0,  # it replaces workers by age (workers_lifetime), not by requests served
+    "max_requests_jitter": 0,
+    "max_connections": None,  # `backpressure` bounds requests in progress by queueing, not 503
+    "max_header_size": None,  # 500 KB of headers were served
+    "server_header": True,  # `Server: granian`
+    "proxy_headers": False,  # the client is the peer address, whatever a proxy says
+    "forwarded_allow_ips": None,
+}
+
+
+def notes(settings: Settings) -> list[str]:
+    return []
+
+
+def config(settings: Settings) -> dict[str, Any]:
+    """Arguments of `granian.Granian` (plain values: `launchers.granian_main` makes the enums)."""
+    return {
+        "target": APP,
+        "interface": "asgi",
+        "address": settings.host,
+        "port": settings.port,
+        "workers": settings.web_concurrency or 1,
+        "reload": settings.reload,
+        "log_level": settings.log_level,
+        # Our logging everywhere, and the app's access log instead of granian's (off by default).
+        "log_dictconfig": logs.dict_config(settings),
+        "backlog": settings.backlog,
+        "workers_kill_timeout": settings.graceful_timeout,
+        "http1_settings": {"header_read_timeout": max(1, round(settings.header_timeout * 1000))},
+        "url_path_prefix": settings.root_path or None,
+        "ssl_cert": settings.tls_certfile,
+        "ssl_key": settings.tls_keyfile,
+        "http": "auto" if settings.http2 else "1",
+        # uvicorn's and gunicorn's managers replace a worker that dies; granian's only when asked.
+        "respawn_failed_workers": True,
+    }
+
+
+def command(settings: Settings) -> Command:
+    lines = [f"    {name}={value!r}," for name, value in config(settings).items()]
+    return Command(
+        [sys.executable, "-m", "launchers.granian_main"],
+        config="# launchers/granian_main.py runs:\nGranian(\n" + "\n".join(lines) + "\n)\n",
+    )

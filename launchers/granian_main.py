@@ -1,0 +1,39 @@
+"""The granian launcher's process: `python -m launchers.granian_main`.
+
+It builds `granian.Granian` from the one `Settings`, through the same translation that
+`python -m launchers granian --print` shows, and serves, the workers sharing one metrics
+directory that outlives each of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from granian import Granian
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+
+from app.settings import Settings
+from launchers import granian
+from launchers.metrics_dir import shared_metrics_dir
+
+
+def main() -> int:
+    options = granian.config(Settings())
+    options |= {
+        "interface": Interfaces(options["interface"]),
+        "http": HTTPModes(options["http"]),
+        "log_level": LogLevels(options["log_level"]),
+        "http1_settings": HTTP1Settings(**options["http1_settings"]),
+        "ssl_cert": options["ssl_cert"] and Path(options["ssl_cert"]),
+        "ssl_key": options["ssl_key"] and Path(options["ssl_key"]),
+    }
+    with shared_metrics_dir():
+        Granian(**options).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
