@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from watchfiles import PythonFilter
+
 from app import logs
 from app.settings import Settings
 from launchers import APP
@@ -44,7 +46,7 @@ IGNORED: dict[str, object] = {
     "max_requests": 0,  # it replaces workers by age (workers_lifetime), not by requests served
     "max_requests_jitter": 0,
     "max_connections": None,  # `backpressure` bounds requests in progress by queueing, not 503
-    "max_header_size": None,  # 500 KB of headers were served
+    "max_header_size": None,  # 500 kB of headers were served
     "server_header": True,  # `Server: granian`
     "proxy_headers": False,  # the client is the peer address, whatever a proxy says
     "forwarded_allow_ips": None,
@@ -64,6 +66,8 @@ def config(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "workers": settings.web_concurrency or 1,
         "reload": settings.reload,
+        # As uvicorn's reloader: Python files only, not the log or the SQLite file a request writes.
+        "reload_filter": PythonFilter,
         "log_level": settings.log_level,
         # Our logging everywhere, and the app's access log instead of granian's (off by default).
         "log_dictconfig": logs.dict_config(settings),

@@ -105,9 +105,14 @@ def test_root_path_and_proxy_headers_reach_the_gunicorn_workers(tmp_path: Path) 
         assert docs["servers"] == [{"url": "/api"}]
 
 
-def test_reload_restarts_the_worker_on_a_code_change(tmp_path: Path) -> None:
-    with serve(launcher("uvicorn"), tmp_path, RELOAD="true") as server:
+@pytest.mark.parametrize("name", ["uvicorn", "granian"])
+def test_reload_restarts_the_worker_on_a_code_change(name: str, tmp_path: Path) -> None:
+    with serve(launcher(name), tmp_path, RELOAD="true") as server:
         before = httpx.get(server.url + "/info").json()["pid"]
+        # Only Python files count: not the server's log, here in the working directory.
+        (tmp_path / "notes.txt").write_text("x\n")
+        time.sleep(1)
+        assert httpx.get(server.url + "/info").json()["pid"] == before
         (tmp_path / "changed.py").write_text("x = 1\n")
         deadline = time.monotonic() + 20
         after = before
