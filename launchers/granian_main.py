@@ -7,6 +7,7 @@ directory that outlives each of them.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def main() -> int:
         "ssl_cert": options["ssl_cert"] and Path(options["ssl_cert"]),
         "ssl_key": options["ssl_key"] and Path(options["ssl_key"]),
     }
+    # granian handles INT, TERM and HUP only. SIGTTIN and SIGTTOU, which scale the other managers,
+    # would stop (suspend) its manager by default, a SIGTERM then waiting for a SIGCONT.
+    for unscaled in (signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(unscaled, signal.SIG_IGN)
     with shared_metrics_dir():
         Granian(**options).serve()
     return 0

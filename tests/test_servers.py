@@ -16,6 +16,8 @@ import pytest
 from tests.servers import (
     ROOT,
     Server,
+    clean_env,
+    free_port,
     group_alive,
     launcher,
     serve,
@@ -73,6 +75,51 @@ def test_two_workers_serve_and_stop_on_sigterm(name: str, tmp_path: Path) -> Non
         assert server.proc.pid not in pids
         assert stop_with(server, signal.SIGTERM, within=GRACEFUL) == 0
         assert "with 2 workers: WEB_CONCURRENCY=2" in server.output()
+
+
+def test_granian_manager_ignores_the_scaling_signals(tmp_path: Path) -> None:
+    """granian cannot add or remove workers, and SIGTTIN's and SIGTTOU's default action stops a
+    process: its manager must ignore them. Started by a shell with job control, as from a
+    terminal: the kernel discards those signals for a process group with no parent in its own
+    session, as `serve` makes, so that would prove nothing."""
+    port = free_port()
+    script = 'set -m; "$@" & echo $! > manager.pid; wait $!'
+    env = clean_env(PORT=str(port), WEB_CONCURRENCY="1", DATABASE_URL=f"sqlite:///{tmp_path}/a.db")
+    with (tmp_path / "server.log").open("wb") as out:
+        shell = subprocess.Popen(
+            ["bash", "-c", script, "bash", *launcher("granian")],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    pid_file = tmp_path / "manager.pid"
+    groups = {shell.pid}
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 10, "the pid")
+        manager = int(pid_file.read_text())
+        groups.add(manager)  # job control gave it a process group of its own
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(url + "/healthz"), 30, "granian to serve")
+        os.kill(manager, signal.SIGTTIN)
+        os.kill(manager, signal.SIGTTOU)
+        time.sleep(0.2)
+        stat = Path(f"/proc/{manager}/stat").read_text()
+        assert stat.rpartition(")")[2].split()[0] != "T", "the manager is stopped"
+        os.kill(manager, signal.SIGTERM)
+        assert shell.wait(timeout=GRACEFUL) == 0
+    finally:
+        for group in groups:
+            with suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        shell.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    with suppress(httpx.TransportError):
+        return httpx.get(url, timeout=1).status_code == 200
+    return False
 
 
 @pytest.mark.parametrize("preload", [False, True])
