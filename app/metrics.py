@@ -5,12 +5,16 @@ prometheus-client, `/metrics` would report a different, partial number on every 
 multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, which the launchers set before any worker starts)
 each worker writes its values to files in that directory, and `/metrics` sums the files of every
 worker, the dead included for counters. The manager marks a dead worker's gauges
-(`mark_process_dead`) so that live gauges such as requests in progress stay right.
+(`mark_process_dead`) so that live gauges such as requests in progress stay right; a scrape also
+drops those of any worker whose process is gone, for managers with no hook to do it (granian's).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from contextlib import suppress
+from pathlib import Path
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
@@ -92,9 +96,31 @@ async def metrics() -> Response:
     return Response(await run_in_threadpool(_exposition), media_type=CONTENT_TYPE_LATEST)
 
 
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+def forget_dead_workers(directory: Path) -> None:
+    """Drop the live gauges of every worker whose process is gone, however it ended."""
+    dead = set()
+    for path in directory.glob("gauge_live*.db"):
+        if (match := _LIVE_GAUGE_FILE.fullmatch(path.name)) is None:
+            continue
+        worker = int(match[1])
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            dead.add(worker)
+        except PermissionError:  # alive, another user's
+            pass
+    for worker in dead:
+        with suppress(FileNotFoundError):  # another worker's scrape got there first
+            mark_process_dead(worker, str(directory))  # type: ignore[no-untyped-call]
+
+
 def _exposition() -> bytes:
     registry = REGISTRY
     if multiprocess():
+        forget_dead_workers(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
         record_process_figures()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

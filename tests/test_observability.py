@@ -68,7 +68,7 @@ def stop_gracefully(server: Server) -> None:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", SERVERS)
 def test_metrics_add_up_across_workers_and_survive_a_killed_worker(
     name: str, tmp_path: Path
 ) -> None:
@@ -111,7 +111,7 @@ def test_metrics_add_up_across_workers_and_survive_a_killed_worker(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", SERVERS)
 def test_a_killed_worker_leaves_no_request_in_progress(name: str, tmp_path: Path) -> None:
     with serve(launcher(name), tmp_path, WEB_CONCURRENCY="1") as server:
         (worker,) = settled_workers(server.proc.pid, 1)
