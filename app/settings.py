@@ -133,8 +133,8 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = Field(
         None,
         description="Directory where workers share metrics (prometheus-client's multiprocess "
-        "mode). Unset: the uvicorn and gunicorn managers make a fresh one per run and remove it "
-        "at exit. Set: emptied when the launcher starts.",
+        "mode). Unset: the uvicorn, gunicorn and granian launchers make a fresh one per run and "
+        "remove it at exit. Set: emptied when the launcher starts.",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         None,
