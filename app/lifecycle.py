@@ -2,8 +2,9 @@
 
 The ASGI lifespan only reports shutdown after the server has stopped serving, too late for a load
 balancer to read `/readyz`. So the lifespan also chains onto the server's SIGTERM/SIGINT handlers
-(uvicorn installs them with `signal.signal` in every worker, under all our launchers): the moment
-a stop is asked for, `/readyz` answers 503 while in-flight requests finish.
+(uvicorn installs them with `signal.signal` in every worker; granian's workers through their event
+loop, before the lifespan starts): the moment a stop is asked for, `/readyz` answers 503 while
+in-flight requests finish.
 """
 
 from __future__ import annotations
