@@ -61,6 +61,13 @@ class Launcher(Protocol):
     def command(self, settings: Settings) -> Command: ...
 
 
+def call(callee: str, arguments: Mapping[str, object]) -> str:
+    """`callee(...)` as Python source, an argument a line: what `--print` shows of a server that
+    a launcher's own module builds in Python."""
+    lines = [f"    {name}={value!r}," for name, value in arguments.items()]
+    return f"{callee}(\n" + "\n".join(lines) + "\n)\n"
+
+
 def cli_options(settings: Settings, options: Mapping[str, str]) -> list[str]:
     """Command-line flags for a click/typer CLI: `--flag value`, `--flag` or `--on/--off`."""
     argv: list[str] = []

@@ -12,12 +12,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from watchfiles import PythonFilter
-
 from app import logs
 from app.settings import Settings
 from launchers import APP
-from launchers.command import Command
+from launchers.command import Command, call
 
 OPTIONS = {
     "host": "address",
@@ -58,7 +56,8 @@ def notes(settings: Settings) -> list[str]:
 
 
 def config(settings: Settings) -> dict[str, Any]:
-    """Arguments of `granian.Granian` (plain values: `launchers.granian_main` makes the enums)."""
+    """Arguments of `granian.Granian` (plain values: `launchers.granian_main` makes the enums and
+    imports the filter)."""
     return {
         "target": APP,
         "interface": "asgi",
@@ -67,7 +66,7 @@ def config(settings: Settings) -> dict[str, Any]:
         "workers": settings.web_concurrency or 1,
         "reload": settings.reload,
         # As uvicorn's reloader: Python files only, not the log or the SQLite file a request writes.
-        "reload_filter": PythonFilter,
+        "reload_filter": "watchfiles.PythonFilter",
         "log_level": settings.log_level,
         # Our logging everywhere, and the app's access log instead of granian's (off by default).
         "log_dictconfig": logs.dict_config(settings),
@@ -84,8 +83,7 @@ def config(settings: Settings) -> dict[str, Any]:
 
 
 def command(settings: Settings) -> Command:
-    lines = [f"    {name}={value!r}," for name, value in config(settings).items()]
     return Command(
         [sys.executable, "-m", "launchers.granian_main"],
-        config="# launchers/granian_main.py runs:\nGranian(\n" + "\n".join(lines) + "\n)\n",
+        config="# launchers/granian_main.py runs:\n" + call("Granian", config(settings)),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
+from pkgutil import resolve_name
 
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces
@@ -28,6 +29,7 @@ def main() -> int:
         "http": HTTPModes(options["http"]),
         "log_level": LogLevels(options["log_level"]),
         "http1_settings": HTTP1Settings(**options["http1_settings"]),
+        "reload_filter": resolve_name(options["reload_filter"]),
         "ssl_cert": options["ssl_cert"] and Path(options["ssl_cert"]),
         "ssl_key": options["ssl_key"] and Path(options["ssl_key"]),
     }

@@ -17,7 +17,7 @@ from typing import Any
 from app import logs
 from app.settings import Settings
 from launchers import APP
-from launchers.command import Command
+from launchers.command import Command, call
 from launchers.limits import Limits
 
 OPTIONS = {
@@ -101,8 +101,7 @@ def config(settings: Settings) -> dict[str, Any]:
 
 
 def command(settings: Settings) -> Command:
-    lines = [f"    {name}={value!r}," for name, value in config(settings).items()]
     return Command(
         [sys.executable, "-m", "launchers.uvicorn_main"],
-        config="# launchers/uvicorn_main.py runs:\nConfig(\n" + "\n".join(lines) + "\n)\n",
+        config="# launchers/uvicorn_main.py runs:\n" + call("Config", config(settings)),
     )

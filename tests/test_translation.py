@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from watchfiles import PythonFilter
 
 from app import logs
 from app.settings import Settings
@@ -115,7 +114,7 @@ def test_granian_config() -> None:
         "port": 9000,
         "workers": 3,
         "reload": False,
-        "reload_filter": PythonFilter,
+        "reload_filter": "watchfiles.PythonFilter",
         "log_level": "warning",
         "log_dictconfig": logs.dict_config(Settings.model_validate(CUSTOM)),
         "backlog": 2048,
