@@ -119,9 +119,8 @@ def plan(
     by_name = {config.name: config for config in configs}
     goal = (by_name[report.OURS], by_name[report.BARE])
     steps.append((f"{goal[0].name} and {goal[1].name}, side by side", partial(side_by_side, *goal)))
-    tls_capable = [c for c in configs if c.name in report.TLS]
-    for config in tls_capable:
-        steps.append((f"{config.name}: HTTPS and HTTP", partial(https, config)))
+    for name in report.TLS:
+        steps.append((f"{name}: HTTPS and HTTP", partial(https, by_name[name])))
     for workers in worker_counts(cpus):
         label = f"ours: uvicorn: {workers} workers, /demo/cpu and /demo/sleep"
         steps.append((label, partial(study, configs[0], workers)))

@@ -23,6 +23,7 @@ from tests.servers import (
     serve,
     settled_workers,
     wait_for,
+    wait_ready,
     workers,
 )
 
@@ -85,7 +86,8 @@ def test_granian_manager_ignores_the_scaling_signals(tmp_path: Path) -> None:
     port = free_port()
     script = 'set -m; "$@" & echo $! > manager.pid; wait $!'
     env = clean_env(PORT=str(port), WEB_CONCURRENCY="1", DATABASE_URL=f"sqlite:///{tmp_path}/a.db")
-    with (tmp_path / "server.log").open("wb") as out:
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
         shell = subprocess.Popen(
             ["bash", "-c", script, "bash", *launcher("granian")],
             cwd=tmp_path,
@@ -100,8 +102,7 @@ def test_granian_manager_ignores_the_scaling_signals(tmp_path: Path) -> None:
         wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 10, "the pid")
         manager = int(pid_file.read_text())
         groups.add(manager)  # job control gave it a process group of its own
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(url + "/healthz"), 30, "granian to serve")
+        wait_ready(Server(shell, f"http://127.0.0.1:{port}", log), "/healthz", 30)
         os.kill(manager, signal.SIGTTIN)
         os.kill(manager, signal.SIGTTOU)
         time.sleep(0.2)
@@ -114,12 +115,6 @@ def test_granian_manager_ignores_the_scaling_signals(tmp_path: Path) -> None:
             with suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
         shell.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    with suppress(httpx.TransportError):
-        return httpx.get(url, timeout=1).status_code == 200
-    return False
 
 
 @pytest.mark.parametrize("preload", [False, True])
