@@ -22,7 +22,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import Server, free_port, launcher, serve, settled_workers, wait_for
+from tests.servers import (
+    Server,
+    free_port,
+    launcher,
+    serve,
+    settled_workers,
+    wait_for,
+    wait_ready,
+)
 
 MANAGERS = ["uvicorn", "gunicorn"]
 # granian too, where it behaves as they do (README, "Launchers": what it lacks).
@@ -120,7 +128,8 @@ def test_a_killed_worker_leaves_no_request_in_progress(name: str, tmp_path: Path
         wait_for(lambda: scrape(server.url)[("http_requests_in_progress", ())] == 2, 10, "held")
         os.kill(worker, signal.SIGKILL)
         settled_workers(server.proc.pid, 1)
-        wait_for(lambda: httpx.get(server.url + "/healthz").is_success, 10, "a new worker")
+        # granian's manager holds no listening socket: until the new worker listens, refused.
+        wait_ready(server, "/healthz", 10)
         assert scrape(server.url)[("http_requests_in_progress", ())] == 1, "only this scrape"
 
 
