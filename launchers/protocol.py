@@ -10,6 +10,11 @@ connection for ever. And a response with a known length leaves in one write rath
 (head, then body): one TLS record instead of two, and one plain `write()` where uvloop sends two
 buffers through a libuv write request (it flushes a stream's writes once per loop turn, and
 takes that fast path only for a single buffer).
+
+Those writes are sent together as the loop's turn ends (`_Outbox`), not each as its handler
+returns: a turn then encrypts all its responses in a row, with OpenSSL's code and tables still
+in the CPU's caches, instead of one between every two handlers, each evicting the other's.
+Whatever closes a connection sends what the turn owes it first.
 """
 
 from __future__ import annotations
@@ -23,9 +28,48 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpTool
 from launchers.limits import limits_of
 
 
+class _Outbox:
+    """The writes of this turn of the event loop, in order, sent as it ends (a callback queued
+    behind the turn's handlers), or at once when they reach `LIMIT`: a transport asks its
+    writers to pause only for what it holds, so this bounds what it does not see yet.
+
+    Measured against the same code without it, both at once on one CPU (as `make bench` takes
+    its ratios): +2.8 % req/s over HTTP, +4.2 % over HTTPS (+5.8 % under gunicorn), and 1.263
+    times a bare FastAPI app where it was 1.191.
+    """
+
+    LIMIT = 64 * 1024  # uvloop's default high-water mark for a transport's buffer
+
+    __slots__ = ("due", "size")
+
+    def __init__(self) -> None:
+        self.due: list[tuple[asyncio.Transport, bytes]] = []
+        self.size = 0
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, data: bytes
+    ) -> None:
+        if not self.due:
+            loop.call_soon(self.send)
+        self.due.append((transport, data))
+        self.size += len(data)
+        if self.size >= self.LIMIT:
+            self.send()
+
+    def send(self) -> None:
+        due, self.due, self.size = self.due, [], 0
+        for transport, data in due:
+            if not transport.is_closing():  # its client has gone: nobody to read it
+                transport.write(data)
+
+
+OUTBOX = _Outbox()  # one event loop per worker process
+
+
 class _OneWrite:
     """The transport as a connection's responses see it: the head of a response whose body has
-    a known, non-zero length is held back and sent with the body's first part.
+    a known, non-zero length is held back and sent with the body's first part, and what is
+    written goes out through the `OUTBOX`.
 
     Measured with `make bench`'s load, side by side: +3 % req/s over HTTP, +4 % over HTTPS, with
     the same p99 latency (7.0 to 7.2 ms at 50 connections, 7.0 to 7.6 without it).
@@ -36,10 +80,11 @@ class _OneWrite:
     joined to its body.
     """
 
-    __slots__ = ("cycle", "held", "transport")
+    __slots__ = ("cycle", "held", "loop", "transport")
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
+        self.loop = loop
         self.cycle: RequestResponseCycle | None = None
         self.held: bytes | None = None
 
@@ -59,12 +104,13 @@ class _OneWrite:
             ):
                 self.held = data
                 return
-        self.transport.write(data)
+        OUTBOX.add(self.loop, self.transport, data)
 
     def close(self) -> None:
         if self.held is not None:
-            self.transport.write(self.held)
+            OUTBOX.add(self.loop, self.transport, self.held)
             self.held = None
+        OUTBOX.send()
         self.transport.close()
 
     def is_closing(self) -> bool:
@@ -91,7 +137,7 @@ class HttpToolsProtocol(_HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.one_write = _OneWrite(transport)
+        self.one_write = _OneWrite(transport, self.loop)
         # uvicorn arms no timer before a connection's first request: one that never sends
         # anything would stay open for ever.
         self.timeout_keep_alive_task = self.loop.call_later(
@@ -152,8 +198,19 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         # Otherwise the response went out promising keep-alive: let the client send its next
         # request, which is then answered with `Connection: close`.
 
+    def timeout_keep_alive_handler(self) -> None:
+        # Timers run before the callbacks a turn queued: a turn that overran the timeout may
+        # still owe this connection its last response.
+        OUTBOX.send()
+        super().timeout_keep_alive_handler()
+
+    def handle_websocket_upgrade(self) -> None:
+        OUTBOX.send()  # the WebSocket protocol writes to the transport itself
+        super().handle_websocket_upgrade()
+
     def send_400_response(self, msg: str) -> None:
         if self.rejection is None:
+            OUTBOX.send()  # the answers to the connection's earlier requests first
             super().send_400_response(msg)
         else:
             self._send_error(*self.rejection)
@@ -184,5 +241,6 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             body,
         ]
         self.logger.warning("%s %s", status, message)
+        OUTBOX.send()
         self.transport.write(b"".join(content))
         self.transport.close()

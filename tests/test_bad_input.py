@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 import pytest
@@ -183,6 +184,26 @@ def test_head_is_answered_at_once_on_a_kept_alive_connection(target: Target) -> 
                 received += sock.recv(65536)
             assert status(received) == 200
             assert content_length(received) == len(b'{"status":"ready"}')
+
+
+def test_a_response_outlives_its_turn_being_blocked_past_the_keep_alive_timeout(
+    target: Target,
+) -> None:
+    """Our protocol sends a turn's responses as the turn ends: one answered just before another
+    handler blocks the loop past KEEP_ALIVE_TIMEOUT=1 must still reach its client, although the
+    connection's keep-alive timer is due before the turn's end comes round."""
+    connect = partial(socket.create_connection, ("127.0.0.1", target.port), timeout=5)
+    with connect() as busy, connect() as quick, connect() as blocker:
+        time.sleep(0.2)  # all three accepted
+        busy.sendall(b"GET /demo/block?seconds=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)  # the loop is blocked: the next two requests are read in one turn
+        quick.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        blocker.sendall(b"GET /demo/block?seconds=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while data := quick.recv(65536):  # until the keep-alive timer closes it
+            received += data
+    assert status(received) == 200
+    assert body(received) == {"status": "ok"}
 
 
 def test_slow_headers_get_408(target: Target) -> None:
