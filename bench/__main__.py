@@ -3,6 +3,7 @@
 BENCH_SECONDS sets the length of each load measurement (default 5), BENCH_ROUNDS the number of
 rounds (default 3): every round measures everything once, in a rotated order, so the machine's
 drift (thermal, other processes) spreads over all configurations, and the report takes medians.
+The goals' ratios come from two servers measured at once, sharing one CPU (`together`).
 """
 
 from __future__ import annotations
@@ -78,34 +79,31 @@ def plan(
             samples[("start", config.name, 4)].append(server.started_in)
             samples[("pss", config.name, 4)].append(servers.pss(server.proc.pid))
 
-    def https(config: Config) -> None:
-        # Both servers up at once and warmed, then measured in turns, A B B A (B A A B the next
-        # time), and the ratio of each round's sums kept: a drift within the round falls on
-        # both alike, and neither is always first.
-        ratios = samples[("tls", config.name, "ratio")]
+    # The goals' ratios are measured with both configurations at once, on one CPU, each loaded
+    # by its own wrk on another. One after the other, a small VM's swings (±20 % from one second
+    # to the next) land whole in each ratio; at once, both take the same swings and the CPU's
+    # time in equal shares, so what each serves is in the ratio of their costs per request.
+    serving, loading = _cpus()
+
+    def together(first: Config, second: Config, tls_second: bool = False) -> list[wrk.Load]:
         with (
-            servers.running(config, 1, workdir) as plain,
-            servers.running(config, 1, workdir, tls) as secure,
+            servers.running(first, 1, workdir, cpus=serving) as one,
+            servers.running(second, 1, workdir, tls if tls_second else None, serving) as other,
         ):
-            urls = {"http": plain.url + INFO, "https": secure.url + INFO}
-            for url in urls.values():
+            urls = [one.url + INFO, other.url + INFO]
+            for url in urls:
                 wrk.run(url, 1)  # the first requests of a process are slower: not measured
-            turns = ["http", "https", "https", "http"]
-            rps: dict[str, float] = defaultdict(float)
-            for scheme in turns if len(ratios) % 2 == 0 else turns[::-1]:
-                rps[scheme] += _record(samples, ("tls", config.name, scheme), urls[scheme], seconds)
-        ratios.append(rps["https"] / rps["http"])
+            return wrk.together(urls, seconds, loading)
+
+    def https(config: Config) -> None:
+        http, secure = together(config, config, tls_second=True)
+        _keep(samples, ("tls", config.name, "http"), http)
+        _keep(samples, ("tls", config.name, "https"), secure)
+        samples[("tls", config.name, "ratio")].append(secure.rps / http.rps)
 
     def side_by_side(ours: Config, bare: Config) -> None:
-        # The throughput goal's ratio: both measured back to back, in turns first, and the
-        # ratio of each pair kept. Apart, each run's drift (±10 % on a small shared machine)
-        # lands whole in the ratio of the medians.
-        pairs = samples[("goal", "ratio")]
-        rps = {}
-        for config in (ours, bare) if len(pairs) % 2 == 0 else (bare, ours):
-            with servers.running(config, 1, workdir) as server:
-                rps[config.name] = wrk.run(server.url + INFO, seconds).rps
-        pairs.append(rps[ours.name] / rps[bare.name])
+        mine, theirs = together(ours, bare)
+        samples[("goal", "ratio")].append(mine.rps / theirs.rps)
 
     def study(config: Config, workers: int) -> None:
         with servers.running(config, workers, workdir) as server:
@@ -131,14 +129,22 @@ def worker_counts(cpus: int) -> list[int]:
     return sorted({1, 2, cpus, 2 * cpus + 1})
 
 
-def _record(samples: Samples, key: Key, url: str, seconds: int, connections: int = 50) -> float:
-    """Measure, keep the figures under `key`, and return the requests/s."""
-    load = wrk.run(url, seconds, connections)
+def _cpus() -> tuple[set[int], set[int]]:
+    """A CPU for two servers measured together, another for their load (the same one if there
+    is only one)."""
+    usable = sorted(os.sched_getaffinity(0))
+    return {usable[0]}, {usable[-1]}
+
+
+def _record(samples: Samples, key: Key, url: str, seconds: int, connections: int = 50) -> None:
+    _keep(samples, key, wrk.run(url, seconds, connections))
+
+
+def _keep(samples: Samples, key: Key, load: wrk.Load) -> None:
     samples[(*key, "rps")].append(load.rps)
     samples[(*key, "p50")].append(load.p50_ms)
     samples[(*key, "p99")].append(load.p99_ms)
     samples[(*key, "errors")].append(load.errors)
-    return load.rps
 
 
 def _whole(name: str, default: int) -> int:

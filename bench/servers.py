@@ -91,8 +91,14 @@ class Running:
 
 
 def start(
-    config: Config, workers: int, workdir: Path, tls: tuple[Path, Path] | None = None
+    config: Config,
+    workers: int,
+    workdir: Path,
+    tls: tuple[Path, Path] | None = None,
+    cpus: set[int] | None = None,
 ) -> Running:
+    """Launch `config` and wait until all its workers serve; on `cpus` if given (the manager's
+    children inherit them)."""
     port = _free_port()
     env = os.environ | {"PYTHONPATH": str(ROOT), "PORT": str(port)} | config.env
     env["WEB_CONCURRENCY"] = str(workers)
@@ -109,6 +115,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
     url = f"{scheme}://127.0.0.1:{port}"
     try:
@@ -136,10 +143,14 @@ def _all_serving(proc: subprocess.Popen[bytes], url: str, workers: int, name: st
 
 @contextlib.contextmanager
 def running(
-    config: Config, workers: int, workdir: Path, tls: tuple[Path, Path] | None = None
+    config: Config,
+    workers: int,
+    workdir: Path,
+    tls: tuple[Path, Path] | None = None,
+    cpus: set[int] | None = None,
 ) -> Iterator[Running]:
     """`start`, then `stop` however the block ends."""
-    server = start(config, workers, workdir, tls)
+    server = start(config, workers, workdir, tls, cpus)
     try:
         yield server
     finally:
@@ -163,17 +174,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def pss(root: int) -> int:
     """Proportional set size of a process and all its descendants, in bytes: shared pages are
     divided among the processes that share them, so the sum is what the tree really costs."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
+    total = 0
+    for pid in tree(root):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -181,6 +183,23 @@ def pss(root: int) -> int:
         except OSError:
             continue
     return total
+
+
+def tree(root: int) -> list[int]:
+    """A process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -27,15 +28,41 @@ def available() -> bool:
 
 
 def run(url: str, seconds: int, connections: int = 50) -> Load:
-    # One wrk thread: on a small machine the load generator competes with the server for CPU,
-    # and one thread keeps a single-worker server's core to itself.
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        _command(url, seconds, connections),
         capture_output=True,
         text=True,
         check=True,
         timeout=seconds + 30,
     ).stdout
+    return parse(out)
+
+
+def together(urls: list[str], seconds: int, cpus: set[int]) -> list[Load]:
+    """One wrk per URL, all at once, on `cpus` (each wrk's thread inherits them)."""
+    loads = [
+        subprocess.Popen(
+            _command(url, seconds, 50),
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
+        for url in urls
+    ]
+    outs = [load.communicate(timeout=seconds + 30)[0] for load in loads]
+    for load in loads:
+        if load.returncode:
+            raise subprocess.CalledProcessError(load.returncode, load.args)
+    return [parse(out) for out in outs]
+
+
+def _command(url: str, seconds: int, connections: int) -> list[str]:
+    # One wrk thread: on a small machine the load generator competes with the server for CPU,
+    # and one thread keeps a single-worker server's core to itself.
+    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+
+
+def parse(out: str) -> Load:
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     errors += int(_find(r"Non-2xx or 3xx responses: (\d+)", out, "0"))

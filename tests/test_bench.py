@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,23 @@ def test_start_waits_for_every_worker_and_stop_leaves_nothing(tmp_path: Path) ->
     finally:
         servers.stop(running.proc)
     assert running.proc.returncode is not None
+
+
+@needs_wrk
+def test_two_servers_measured_together_share_one_cpu(tmp_path: Path) -> None:
+    """The goals' ratios: both servers, workers included, on one CPU, loaded at once."""
+    raw = next(c for c in servers.configs() if c.name == "raw ASGI, uvicorn")
+    usable = sorted(os.sched_getaffinity(0))
+    with (
+        servers.running(raw, 2, tmp_path, cpus={usable[0]}) as first,
+        servers.running(raw, 1, tmp_path, cpus={usable[0]}) as second,
+    ):
+        pids = servers.tree(first.proc.pid) + servers.tree(second.proc.pid)
+        assert len(pids) >= 3 + 1, "a manager and its two workers, and a single process"
+        assert {frozenset(os.sched_getaffinity(pid)) for pid in pids} == {frozenset(usable[:1])}
+        loads = wrk.together([first.url + "/info", second.url + "/info"], 1, {usable[-1]})
+    assert [load.errors for load in loads] == [0, 0]
+    assert all(load.rps > 0 for load in loads)
 
 
 def test_worker_counts_of_the_study() -> None:
