@@ -136,7 +136,9 @@ def _cpus() -> tuple[set[int], set[int]]:
     return {usable[0]}, {usable[-1]}
 
 
-def _record(samples: Samples, key: Key, url: str, seconds: int, connections: int = 50) -> None:
+def _record(
+    samples: Samples, key: Key, url: str, seconds: int, connections: int = wrk.CONNECTIONS
+) -> None:
     _keep(samples, key, wrk.run(url, seconds, connections))
 
 

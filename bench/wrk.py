@@ -27,7 +27,10 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(url: str, seconds: int, connections: int = 50) -> Load:
+CONNECTIONS = 50  # keep-alive connections a load keeps open, unless told otherwise
+
+
+def run(url: str, seconds: int, connections: int = CONNECTIONS) -> Load:
     out = subprocess.run(
         _command(url, seconds, connections),
         capture_output=True,
@@ -35,14 +38,14 @@ def run(url: str, seconds: int, connections: int = 50) -> Load:
         check=True,
         timeout=seconds + 30,
     ).stdout
-    return parse(out)
+    return _parse(out)
 
 
 def together(urls: list[str], seconds: int, cpus: set[int]) -> list[Load]:
     """One wrk per URL, all at once, on `cpus` (each wrk's thread inherits them)."""
     loads = [
         subprocess.Popen(
-            _command(url, seconds, 50),
+            _command(url, seconds, CONNECTIONS),
             stdout=subprocess.PIPE,
             text=True,
             preexec_fn=lambda: os.sched_setaffinity(0, cpus),
@@ -53,7 +56,7 @@ def together(urls: list[str], seconds: int, cpus: set[int]) -> list[Load]:
     for load in loads:
         if load.returncode:
             raise subprocess.CalledProcessError(load.returncode, load.args)
-    return [parse(out) for out in outs]
+    return [_parse(out) for out in outs]
 
 
 def _command(url: str, seconds: int, connections: int) -> list[str]:
@@ -62,7 +65,7 @@ def _command(url: str, seconds: int, connections: int) -> list[str]:
     return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
 
 
-def parse(out: str) -> Load:
+def _parse(out: str) -> Load:
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     errors += int(_find(r"Non-2xx or 3xx responses: (\d+)", out, "0"))

@@ -46,11 +46,9 @@ class _Outbox:
         self.due: list[tuple[asyncio.Transport, bytes]] = []
         self.size = 0
 
-    def add(
-        self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, data: bytes
-    ) -> None:
-        if not self.due:
-            loop.call_soon(self.send)
+    def add(self, transport: asyncio.Transport, data: bytes) -> None:
+        if not self.due:  # the turn's first: asking for the loop once a turn, not a write
+            asyncio.get_running_loop().call_soon(self.send)
         self.due.append((transport, data))
         self.size += len(data)
         if self.size >= self.LIMIT:
@@ -80,11 +78,10 @@ class _OneWrite:
     joined to its body.
     """
 
-    __slots__ = ("cycle", "held", "loop", "transport")
+    __slots__ = ("cycle", "held", "transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        self.loop = loop
         self.cycle: RequestResponseCycle | None = None
         self.held: bytes | None = None
 
@@ -104,11 +101,11 @@ class _OneWrite:
             ):
                 self.held = data
                 return
-        OUTBOX.add(self.loop, self.transport, data)
+        OUTBOX.add(self.transport, data)
 
     def close(self) -> None:
         if self.held is not None:
-            OUTBOX.add(self.loop, self.transport, self.held)
+            OUTBOX.add(self.transport, self.held)
             self.held = None
         OUTBOX.send()
         self.transport.close()
@@ -137,7 +134,7 @@ class HttpToolsProtocol(_HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.one_write = _OneWrite(transport, self.loop)
+        self.one_write = _OneWrite(transport)
         # uvicorn arms no timer before a connection's first request: one that never sends
         # anything would stay open for ever.
         self.timeout_keep_alive_task = self.loop.call_later(
