@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import platform
 import socket
+import ssl
 import subprocess
 import sys
 from importlib.metadata import version
@@ -61,13 +62,17 @@ def machine(cpus: int) -> str:
         platform.processor(),
     )
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
+    # uvicorn's TLS is the ssl module of the interpreter the servers share with this process, so
+    # this is the OpenSSL behind their HTTPS figures (granian brings its own TLS).
+    openssl = " ".join(ssl.OPENSSL_VERSION.split()[:2])
     versions = ", ".join(
         f"{name} {version(name)}"
         for name in ("fastapi", "uvicorn", "gunicorn", "uvicorn-worker", "granian")
     )
     return (
         f"{socket.gethostname()}: {model}, {cpus} CPUs usable, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, {versions}, wrk {wrk[1] if len(wrk) > 1 else '?'}"
+        f"Python {platform.python_version()}, {openssl}, {versions}, "
+        f"wrk {wrk[1] if len(wrk) > 1 else '?'}"
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import servers, wrk
+from bench import report, servers, wrk
 from bench.__main__ import worker_counts
 from tests.servers import ROOT, clean_env, launcher, serve
 
@@ -61,6 +61,20 @@ def test_two_servers_measured_together_share_one_cpu(tmp_path: Path) -> None:
         loads = wrk.together([first.url + "/info", second.url + "/info"], 1, {usable[-1]})
     assert [load.errors for load in loads] == [0, 0]
     assert all(load.rps > 0 for load in loads)
+
+
+@needs_wrk
+def test_the_machine_line_names_the_openssl_the_servers_load() -> None:
+    # HTTPS figures depend on it, and the servers are started with the bench's own interpreter.
+    loaded = subprocess.run(
+        [servers.PY, "-c", "import ssl; print(ssl.OPENSSL_VERSION)"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+    assert loaded[0] == "OpenSSL"
+    assert f", OpenSSL {loaded[1]}, " in report.machine(2)
 
 
 def test_worker_counts_of_the_study() -> None:
