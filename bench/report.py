@@ -12,6 +12,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from bench import wrk
 from bench.servers import CPU, INFO, SLEEP
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -85,9 +86,11 @@ def render(
         "",
         f"Machine: {about}.",
         f"Medians of {rounds} interleaved rounds, {seconds:g} s of `wrk -t1 -c50` per load figure, "
-        "keep-alive. Servers log to a file, as to a container runtime's pipe (so our launchers "
-        "log JSON: `LOG_FORMAT=auto`). Start-up: from launch to every worker answering. Memory: "
-        "PSS summed over the process tree, just after start-up.",
+        f"keep-alive, counted from {wrk.WARMUP} s after the start, once the connections are up "
+        "(a TLS handshake is paid once a connection, not once a measurement). Servers log to a "
+        "file, as to a container runtime's pipe (so our launchers log JSON: `LOG_FORMAT=auto`). "
+        "Start-up: from launch to every worker answering. Memory: PSS summed over the process "
+        "tree, just after start-up.",
         "",
         "## Launchers: GET /info, one worker; start-up and memory at 1 and 4 workers",
         "",
