@@ -62,7 +62,9 @@ def machine(cpus: int) -> str:
         ),
         platform.processor(),
     )
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
+    wrk_version = subprocess.run(
+        ["wrk", "--version"], capture_output=True, text=True
+    ).stdout.split()
     # uvicorn's TLS is the ssl module of the interpreter the servers share with this process, so
     # this is the OpenSSL behind their HTTPS figures (granian brings its own TLS).
     openssl = " ".join(ssl.OPENSSL_VERSION.split()[:2])
@@ -73,7 +75,7 @@ def machine(cpus: int) -> str:
     return (
         f"{socket.gethostname()}: {model}, {cpus} CPUs usable, Linux {platform.release()}, "
         f"Python {platform.python_version()}, {openssl}, {versions}, "
-        f"wrk {wrk[1] if len(wrk) > 1 else '?'}"
+        f"wrk {wrk_version[1] if len(wrk_version) > 1 else '?'}"
     )
 
 
