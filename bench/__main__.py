@@ -90,10 +90,8 @@ def plan(
             servers.running(first, 1, workdir, cpus=serving) as one,
             servers.running(second, 1, workdir, tls if tls_second else None, serving) as other,
         ):
-            urls = [one.url + INFO, other.url + INFO]
-            for url in urls:
-                wrk.run(url, 1)  # the first requests of a process are slower: not measured
-            return wrk.together(urls, seconds, loading)
+            # A process's first requests are slower: they fall in wrk's warm-up, not counted.
+            return wrk.together([one.url + INFO, other.url + INFO], seconds, loading)
 
     def https(config: Config) -> None:
         http, secure = together(config, config, tls_second=True)
