@@ -8,6 +8,7 @@ one's, and it must be known to every worker before it imports prometheus-client:
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,12 +25,17 @@ def shared_metrics_dir() -> Iterator[Path]:
     if given:
         yield Path(given)
         return
-    with tempfile.TemporaryDirectory(prefix="fastapi-metrics-") as directory:
-        os.environ[VARIABLE] = directory
-        try:
-            yield Path(directory)
-        finally:
-            os.environ.pop(VARIABLE, None)
+    # Not a TemporaryDirectory: its finalizer also runs at the exit of every process forked from
+    # this one, so the first gunicorn worker to exit would remove the directory under the rest.
+    directory = tempfile.mkdtemp(prefix="fastapi-metrics-")
+    owner = os.getpid()
+    os.environ[VARIABLE] = directory
+    try:
+        yield Path(directory)
+    finally:
+        os.environ.pop(VARIABLE, None)
+        if os.getpid() == owner:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def empty(directory: Path) -> None:

@@ -20,8 +20,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.scrape import FRESH, info_count, scrape
 from tests.servers import (
     Server,
     free_port,
@@ -35,28 +35,6 @@ from tests.servers import (
 MANAGERS = ["uvicorn", "gunicorn"]
 # granian too, where it behaves as they do (README, "Launchers": what it lacks).
 SERVERS = [*MANAGERS, "granian"]
-FRESH = {"Connection": "close"}  # a new connection per request: the kernel picks the worker
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(url: str) -> Samples:
-    return parse(httpx.get(url + "/metrics", headers=FRESH).text)
-
-
-def parse(text: str) -> Samples:
-    """Every sample of one /metrics answer, by name and labels."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def info_count(samples: Samples) -> float:
-    key = ("http_requests_total", (("method", "GET"), ("route", "/info"), ("status", "200")))
-    return samples.get(key, 0.0)
 
 
 def json_lines(server: Server) -> list[dict[str, Any]]:
@@ -217,7 +195,7 @@ def test_fastapi_cli_workers_log_json_too(tmp_path: Path) -> None:
         server.proc.send_signal(signal.SIGTERM)
         server.proc.wait(timeout=30)  # -15: uvicorn re-raises the signal once it has stopped
     output = server.output()
-    assert "has no option for LOG_FORMAT='json' (it uses 'console'" in output
+    assert "has no option for LOG_FORMAT (it uses 'console'" in output
     access = [json.loads(line) for line in output.splitlines() if '"abc-123"' in line]
     assert [(line["logger"], line["pid"]) for line in access] == [("app.access", pid)]
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.load import hammer
+from tests.scrape import info_count, scrape
 from tests.servers import (
     Server,
     group_alive,
@@ -62,6 +63,35 @@ def test_rolling_reload_under_load_fails_no_request(name: str, tmp_path: Path) -
         assert (failed, failures) == (0, {})
         assert ok > 1000, "the load really ran"
         assert not settled_workers(manager, 2) & first, "every worker was replaced"
+        assert info_count(scrape(server.url)) >= ok, "the old workers' counts outlive them"
+        assert "Traceback" not in server.output()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    ("name", "preload"), [("uvicorn", "false"), ("gunicorn", "false"), ("gunicorn", "true")]
+)
+def test_max_requests_recycles_workers_under_load_fails_no_request(
+    name: str, preload: str, tmp_path: Path
+) -> None:
+    with serve(
+        launcher(name),
+        tmp_path,
+        WEB_CONCURRENCY="2",
+        MAX_REQUESTS="300",
+        MAX_REQUESTS_JITTER="50",
+        PRELOAD=preload,
+    ) as server:
+        manager = server.proc.pid
+        first = settled_workers(manager, 2)
+        tally = asyncio.run(hammer(server.url + "/info", seconds=8, limit=3000))
+        assert (tally.failed, dict(tally.failures)) == (0, {})
+        assert tally.ok > 1000, "the load really ran"
+        assert len(tally.pids) > 3, f"workers were recycled: {tally.pids}"
+        assert not settled_workers(manager, 2) & first, "the worker count is restored"
+        # Every answered request is still counted: the shared metrics outlived their workers.
+        counted = info_count(scrape(server.url))
+        assert counted >= tally.ok
         assert "Traceback" not in server.output()
 
 
