@@ -21,7 +21,7 @@ from app import logs
 from app.settings import Settings
 from launchers import ALIASES, APP, LAUNCHERS, load, migrate
 from launchers.command import Command
-from launchers.errors import ConfigError, load_settings, report
+from launchers.errors import ConfigError, dotenv_typos, load_settings, report
 from launchers.metrics_dir import empty
 from launchers.preflight import check_port, check_tls, unsupported
 from launchers.workers import worker_count
@@ -86,7 +86,7 @@ def prepare(requested: str | None) -> Plan:
     workers = worker_count(settings)
     # Workers learn how they are served from these two variables, not by guessing.
     settings = settings.model_copy(update={"launcher": name, "web_concurrency": workers.count})
-    warnings = unsupported(name, launcher, settings) + launcher.notes(settings)
+    warnings = dotenv_typos() + unsupported(name, launcher, settings) + launcher.notes(settings)
     command = launcher.command(settings)
     env = {"LAUNCHER": name, "WEB_CONCURRENCY": str(workers.count)}
     command = dataclasses.replace(command, env=command.env | env)

@@ -12,19 +12,20 @@ from pathlib import Path
 from app.settings import Settings
 from launchers import LAUNCHERS, load
 from launchers.command import Launcher
-from launchers.preflight import NOT_SERVER_OPTIONS
+from launchers.preflight import server_settings
 
 BEGIN, END = "<!-- settings-table: begin -->", "<!-- settings-table: end -->"
 
 
 def settings_table() -> str:
     launchers = {name: load(name) for name in LAUNCHERS}
+    server = server_settings()
     header = ["Variable", "Default", "Meaning", *launchers]
     rows = [header, ["---"] * len(header)]
     for field, info in Settings.model_fields.items():
         row = [f"`{field.upper()}`", _value(info.default), info.description or ""]
         for launcher in launchers.values():
-            row.append(_native(field, launcher))
+            row.append(_native(field, launcher) if field in server else "·")
         rows.append(row)
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
@@ -38,8 +39,6 @@ def _value(value: object) -> str:
 
 
 def _native(field: str, launcher: Launcher) -> str:
-    if field in NOT_SERVER_OPTIONS:
-        return "·"
     if field in launcher.OPTIONS:
         return f"`{launcher.OPTIONS[field]}`"
     if field in launcher.REFUSED:

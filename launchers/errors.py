@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from dotenv import dotenv_values
 from dotenv.parser import parse_stream
-from pydantic import ValidationError
+from pydantic import SecretBytes, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings
 
 from app.settings import Settings
 
@@ -48,24 +52,56 @@ def check_dotenv(path: Path) -> None:
         raise ConfigError(f"{path} cannot be read: {error.strerror}.") from None
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
-            raise ConfigError(
-                f"{path} line {binding.original.line} is not NAME=value: "
-                f"{binding.original.string.strip()!r}."
-            )
+            # Not the line itself: it may hold a secret.
+            raise ConfigError(f"{path} line {binding.original.line} is not NAME=value.")
 
 
-def from_validation(error: ValidationError, environ: Mapping[str, str] = os.environ) -> ConfigError:
-    problems = [_describe(detail, environ) for detail in error.errors()]
+def dotenv_typos(path: Path = Path(".env"), model: type[BaseSettings] = Settings) -> list[str]:
+    """Warnings for `.env` keys that look like a misspelt setting. Other keys are left alone:
+    a `.env` is often shared with other tools."""
+    if not path.is_file():
+        return []
+    known = [name.upper() for name in model.model_fields]
+    warnings = []
+    for key in dotenv_values(path):
+        if key.upper() in known:
+            continue
+        if close := difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.8):
+            warnings.append(f"{path} sets {key}, which is no setting: did you mean {close[0]}?")
+    return warnings
+
+
+def from_validation(
+    error: ValidationError,
+    environ: Mapping[str, str] = os.environ,
+    model: type[BaseSettings] = Settings,
+) -> ConfigError:
+    problems = [_describe(detail, environ, model) for detail in error.errors()]
     return ConfigError("bad configuration: " + "; ".join(problems) + ".")
 
 
-def _describe(detail: ErrorDetails, environ: Mapping[str, str]) -> str:
+def _describe(detail: ErrorDetails, environ: Mapping[str, str], model: type[BaseSettings]) -> str:
     problem = _problem(detail)
     if not detail["loc"]:  # a rule across settings
         return problem
-    name = str(detail["loc"][0]).upper()
+    field = str(detail["loc"][0])
+    name = field.upper()
     source = "" if name in environ else " (from .env)"
-    return f"{name}={detail['input']!r}{source} {problem}"
+    return f"{name}{_shown(field, detail['input'], model)}{source} {problem}"
+
+
+def _shown(field: str, value: object, model: type[BaseSettings]) -> str:
+    """`=value`, the culprit, unless it is a secret: a SecretStr's is never shown, and a
+    database URL's password is masked."""
+    info = model.model_fields.get(field)
+    if info is not None and info.annotation in (SecretStr, SecretStr | None, SecretBytes):
+        return " (value hidden)"
+    if field == "database_url" and isinstance(value, str):
+        value = _PASSWORD.sub(r"\1***@", value)
+    return f"={value!r}"
+
+
+_PASSWORD = re.compile(r"(//[^/@:]*:)[^/]*@")  # //user:password@ in a URL
 
 
 def _problem(detail: ErrorDetails) -> str:

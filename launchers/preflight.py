@@ -13,42 +13,40 @@ from launchers import LAUNCHERS, load
 from launchers.command import Launcher
 from launchers.errors import ConfigError
 
-# Read by the launcher, by `make certs` or by the app in each worker, never passed to a server.
-NOT_SERVER_OPTIONS = frozenset(
-    {
-        "launcher",
-        "max_workers",
-        "demo_endpoints",
-        "tls_names",
-        "max_body_size",
-        "prometheus_multiproc_dir",
-        "otel_exporter_otlp_endpoint",
-        "database_url",
-        "migrate",
-    }
-)
+
+def server_settings() -> frozenset[str]:
+    """The settings some launcher passes, refuses or ignores: the others (the app's own, the
+    launcher's) are no server's business, and draw no warning."""
+    known: set[str] = set()
+    for name in LAUNCHERS:
+        launcher = load(name)
+        known |= set(launcher.OPTIONS) | launcher.REFUSED | set(launcher.IGNORED)
+    return frozenset(known)
 
 
 def unsupported(name: str, launcher: Launcher, settings: Settings) -> list[str]:
-    """Warnings for settings this launcher cannot express; ConfigError for those it refuses."""
+    """Warnings for settings this launcher cannot express; ConfigError for those it refuses.
+    They name the setting, never its value: any setting may hold a secret."""
     ignored = []
-    for field in Settings.model_fields:
+    for field in sorted(server_settings() - set(launcher.OPTIONS), key=_declared):
         value = getattr(settings, field)
-        if field in NOT_SERVER_OPTIONS or field in launcher.OPTIONS:
-            continue
         able = [other for other in LAUNCHERS if field in load(other).OPTIONS]
         if field in launcher.REFUSED and value is not None:
             raise ConfigError(
-                f"{name} cannot honour {field.upper()}={value!r}: it has no option for it, and "
-                f"starting without it would be wrong. Launchers that can: {', '.join(able)} "
+                f"{name} cannot honour {field.upper()}: it has no option for it, and starting "
+                f"without it would be wrong. Launchers that can: {', '.join(able)} "
                 f"(LAUNCHER={able[0]})."
             )
         instead = launcher.IGNORED.get(field)
         if field not in launcher.REFUSED and value != instead:
-            ignored.append(f"{field.upper()}={value!r} (it uses {instead!r}; {_listed(able)} can)")
+            ignored.append(f"{field.upper()} (it uses {instead!r}; {_listed(able)} can)")
     if not ignored:
         return []
     return [f"{name} has no option for {', '.join(ignored)}."]
+
+
+def _declared(field: str) -> int:
+    return list(Settings.model_fields).index(field)
 
 
 def _listed(names: list[str]) -> str:

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr, ValidationError
 
+from app.settings import Settings
+from launchers import LAUNCHERS, load
 from launchers.cli import main
-from launchers.preflight import _bind_problem
+from launchers.errors import from_validation
+from launchers.preflight import _bind_problem, unsupported
 from tests.servers import clean_env, free_port
 
 
@@ -103,7 +107,8 @@ def test_fastapi_cli_refuses_tls(tmp_path: Path) -> None:
     (tmp_path / "c.pem").write_text("x")
     (tmp_path / "k.pem").write_text("x")
     result = run(tmp_path, "fastapi", TLS_CERTFILE="c.pem", TLS_KEYFILE="k.pem")
-    assert_clear_error(result, "fastapi-cli cannot honour TLS_CERTFILE='c.pem'")
+    assert_clear_error(result, "fastapi-cli cannot honour TLS_CERTFILE: it has no option")
+    assert "c.pem" not in result.stderr
 
 
 def test_dotenv_that_is_not_utf8(tmp_path: Path) -> None:
@@ -117,9 +122,28 @@ def test_dotenv_that_is_a_directory(tmp_path: Path) -> None:
 
 
 def test_dotenv_line_that_is_not_an_assignment(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("# settings\nPORT=8001\nWEB_CONCURRENCY 2\n")
+    (tmp_path / ".env").write_text("# settings\nPORT=8001\nAPI_TOKEN s3cret\n")
     result = run(tmp_path, "uvicorn")
-    assert_clear_error(result, ".env line 3 is not NAME=value: 'WEB_CONCURRENCY 2'.")
+    assert_clear_error(result, ".env line 3 is not NAME=value.")
+    assert "s3cret" not in result.stderr  # the line may be a secret's
+
+
+def test_misspelt_setting_in_dotenv_is_named_with_its_likely_meaning(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WEB_CONCURENCY=1\nlog_levl=debug\nPOSTGRES_PASSWORD=pw\n")
+    result = run(tmp_path, "uvicorn", "--print")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: .env sets WEB_CONCURENCY, which is no setting: did you mean WEB_CONCURRENCY?",
+        "warning: .env sets log_levl, which is no setting: did you mean LOG_LEVEL?",
+    ]  # a key of another tool's, like nothing here, draws nothing
+
+
+def test_warnings_never_show_a_value(tmp_path: Path) -> None:
+    result = run(tmp_path, "granian", "--print", MAX_REQUESTS="12345", MAX_REQUESTS_JITTER="678")
+    assert result.returncode == 0, result.stderr
+    assert "MAX_REQUESTS (it uses 0; uvicorn and gunicorn can)" in result.stderr
+    assert "12345" not in result.stderr
+    assert "678" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -156,6 +180,12 @@ def test_database_url_that_is_wrong(tmp_path: Path, url: str, problem: str) -> N
     assert_clear_error(run(tmp_path, "uvicorn", DATABASE_URL=url), problem)
 
 
+def test_database_url_that_is_wrong_shows_no_password(tmp_path: Path) -> None:
+    result = run(tmp_path, "uvicorn", DATABASE_URL="mysql://app:s3cr@t@db/app")
+    assert_clear_error(result, "DATABASE_URL='mysql://app:***@db/app' is a 'mysql' database")
+    assert "s3cr" not in result.stderr
+
+
 def test_database_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:
     url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/app"
     result = run(tmp_path, "gunicorn", DATABASE_URL=url)
@@ -172,3 +202,31 @@ def test_sqlite_file_that_cannot_be_made(tmp_path: Path) -> None:
     assert_clear_error(
         result, "DATABASE_URL=sqlite:////proc/no/app.db: cannot apply the migrations"
     )
+
+
+class YourSettings(Settings):
+    """The settings model with fields of a user's own, as they would add them."""
+
+    payments_api_token: SecretStr | None = None
+    payments_region: str = "eu"
+    payments_retries: int = 3
+
+
+def test_a_field_of_your_own_draws_no_warning_from_any_launcher() -> None:
+    settings = YourSettings(payments_api_token="s3cret-token", payments_region="us")
+    for name in LAUNCHERS:
+        warnings = " ".join(unsupported(name, load(name), settings))
+        assert "PAYMENTS" not in warnings
+        assert "s3cret" not in warnings
+
+
+def test_a_secret_that_is_the_culprit_is_still_not_shown() -> None:
+    environ = {"PAYMENTS_API_TOKEN": "s3cret-token", "PAYMENTS_RETRIES": "many"}
+    with pytest.raises(ValidationError) as caught:
+        YourSettings.model_validate(
+            {"payments_api_token": ["s3cret-token"], "payments_retries": "many"}
+        )
+    message = str(from_validation(caught.value, environ, YourSettings))
+    assert "PAYMENTS_API_TOKEN (value hidden) is not valid" in message
+    assert "PAYMENTS_RETRIES='many' is not a whole number" in message
+    assert "s3cret" not in message
