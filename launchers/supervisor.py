@@ -48,11 +48,10 @@ class Supervisor(Multiprocess):
         age = self.beats.age(pid, self.first_seen.setdefault(pid, time.time()))
         if age > self.worker_timeout:
             logger.error(
-                "Worker [%d] event loop gave no sign of life for %.0f s (WORKER_TIMEOUT=%g): "
-                "killing it",
+                "Worker [%d] event loop gave no sign of life for %.0f s, more than "
+                "WORKER_TIMEOUT: killing it",
                 pid,
                 age,
-                self.worker_timeout,
             )
             # Kill only the process: uvicorn's check below then finds it dead and replaces it.
             process.process.kill()
