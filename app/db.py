@@ -8,6 +8,10 @@ SQLite serves several worker processes through one file: WAL lets readers go on 
 writer commits, and a busy timeout makes a writer wait for the lock instead of failing with
 "database is locked". Commits stay fully synchronous (SQLite's default), so a write is on disk
 before its 201 is sent.
+
+When the database goes away, requests get a 503 (`app.outage`) and the engine recovers by
+itself once it is back: `pool_pre_ping` replaces dead pooled connections (PostgreSQL), and a
+connection attempt gives up after CONNECT_TIMEOUT rather than hold a thread for minutes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from app.outage import Outage
+
 BUSY_TIMEOUT = 15  # seconds a SQLite writer waits for another's lock
+CONNECT_TIMEOUT = 5  # seconds to reach PostgreSQL, unless the URL's `connect_timeout` says
 
 
 class Base(DeclarativeBase):
@@ -46,7 +53,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 def engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # A host gone without a word (nothing refused) would otherwise hold each request, and
+        # its thread, for psycopg's default of over two minutes.
+        timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
+        return create_engine(url, pool_pre_ping=True, connect_args=timeout)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # check_same_thread off: FastAPI runs `def` endpoints in a thread pool, and the pool hands a
@@ -65,11 +75,12 @@ def _wal(connection: Any, _: Any) -> None:
 
 
 class Database:
-    """This worker's engine and sessions."""
+    """This worker's engine and sessions, and whether it last found the database unavailable."""
 
     def __init__(self, url: str) -> None:
         self.engine = engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.outage = Outage()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 
-from app import demo, health, info, logs, metrics, notes, telemetry
+from app import demo, errors, health, info, logs, metrics, notes, outage, telemetry
 from app.access import AccessLog
 from app.db import Database
 from app.lifecycle import Lifecycle
@@ -57,6 +59,10 @@ def create_app(settings: Settings) -> FastAPI:
         # cost a sixth of a worker's throughput on /info here (README, "Measured"). Same
         # OpenAPI document; probes and /info first, as they are matched in order.
         routes=[route for router in routers for route in router.routes],
+        exception_handlers={
+            RequestValidationError: errors.invalid,
+            DBAPIError: outage.unavailable,  # 503 while the database is away
+        },
     )
     app.add_middleware(BodyLimit, max_size=settings.max_body_size)
     app.state.in_flight = Counter()

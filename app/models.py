@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, UTCDateTime
 
 MAX_TEXT = 10_000
+# The largest id `notes.id` holds on every database: an INTEGER, 32 bits on PostgreSQL (64 on
+# SQLite). The API refuses larger ids and offsets before the driver overflows on them.
+MAX_ID = 2**31 - 1
 
 
 class Note(Base):

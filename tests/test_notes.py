@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from app.models import MAX_ID
 from app.settings import Settings
 from tests.servers import ROOT, Server, clean_env, launcher, serve, settled_workers
 
@@ -75,6 +76,7 @@ def test_create_read_list_delete(server: Server) -> None:
     listed = httpx.get(server.url + "/notes", params={"limit": 2, "offset": 1}).json()
     assert listed == more[:2]
     assert httpx.get(server.url + "/notes", params={"offset": 10_000}).json() == []
+    assert httpx.get(server.url + "/notes", params={"offset": MAX_ID}).json() == []
 
     assert httpx.delete(f"{server.url}/notes/{note['id']}").status_code == 204
     gone = httpx.get(f"{server.url}/notes/{note['id']}")
@@ -101,9 +103,41 @@ def test_invalid_notes_get_a_useful_422(
     assert (error["loc"], error["type"]) == (location, kind)
 
 
+def test_text_either_database_stores_as_given_or_a_422(server: Server) -> None:
+    """PostgreSQL's text cannot hold NUL, SQLite's can: refused on both. A lone surrogate, which
+    a JSON escape can make and UTF-8 cannot encode, is refused in a 422 that can be sent."""
+    nul = post(server.url, {"text": "a\u0000b"})
+    assert nul.status_code == 422, nul.text
+    assert nul.json()["detail"] == [
+        {
+            "type": "string_nul",
+            "loc": ["body", "text"],
+            "msg": "Text cannot contain the NUL character (U+0000)",
+            "input": "a\u0000b",
+        }
+    ]
+    raw = b'{"text": "a\\ud800b"}'
+    lone = httpx.post(
+        server.url + "/notes", content=raw, headers={"content-type": "application/json"}
+    )
+    assert lone.status_code == 422, lone.text
+    (error,) = lone.json()["detail"]
+    assert (error["loc"], error["type"], error["input"]) == (
+        ["body", "text"],
+        "string_unicode",
+        "a\ud800b",
+    )
+
+
 @pytest.mark.parametrize(
     ("query", "name"),
-    [({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"offset": -1}, "offset")],
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"offset": MAX_ID + 1}, "offset"),
+        ({"offset": 10**30}, "offset"),  # past 64 bits: the driver's integers overflow
+    ],
 )
 def test_pages_are_bounded(server: Server, query: dict[str, int], name: str) -> None:
     response = httpx.get(server.url + "/notes", params=query)
@@ -114,6 +148,16 @@ def test_pages_are_bounded(server: Server, query: dict[str, int], name: str) -> 
 def test_unknown_ids_are_404_or_422(server: Server) -> None:
     assert httpx.get(server.url + "/notes/987654").status_code == 404
     assert httpx.get(server.url + "/notes/abc").status_code == 422
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_ids_no_note_can_have_are_422(server: Server, method: str) -> None:
+    """Ids start at 1, and `notes.id` holds none past MAX_ID (32 bits on PostgreSQL)."""
+    assert httpx.request(method, f"{server.url}/notes/{MAX_ID}").status_code == 404
+    for note_id in (0, -1, MAX_ID + 1, 2**63, 10**30):
+        response = httpx.request(method, f"{server.url}/notes/{note_id}")
+        assert response.status_code == 422, note_id
+        assert response.json()["detail"][0]["loc"] == ["path", "note_id"]
 
 
 @pytest.mark.parametrize(
