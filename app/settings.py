@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1000,
         ge=1,
-        description="Concurrent connections and requests per worker; beyond it, 503.",
+        description="Requests in progress per worker; beyond it, 503. Idle keep-alive "
+        "connections do not count (`KEEP_ALIVE_TIMEOUT` closes them): a flood of them cannot "
+        "fail the probes of a worker that serves.",
     )
     backlog: int = Field(
         2048, ge=1, description="Connections the kernel queues while every worker is busy."
@@ -95,6 +97,13 @@ class Settings(BaseSettings):
         10,
         gt=0,
         description="Seconds a client has to send a request's headers; then 408 (slow clients).",
+    )
+    body_timeout: float = Field(
+        30,
+        gt=0,
+        description="Seconds a request's body may stall; past that head start it must also "
+        "average 1 KiB/s, so that a trickle cannot hold a connection; then 408 (slow uploads). "
+        "Time the app leaves the body unread does not count.",
     )
     max_body_size: ByteSize = Field(
         ByteSize(1024 * 1024),

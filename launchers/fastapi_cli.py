@@ -41,6 +41,7 @@ IGNORED: dict[str, object] = {
     "max_connections": None,
     "max_header_size": None,  # httptools accepts any size
     "header_timeout": None,
+    "body_timeout": None,
     "server_header": True,
     "preload": False,
 }

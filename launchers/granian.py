@@ -45,6 +45,7 @@ IGNORED: dict[str, object] = {
     "max_requests_jitter": 0,
     "max_connections": None,  # `backpressure` bounds requests in progress by queueing, not 503
     "max_header_size": None,  # 500 kB of headers were served
+    "body_timeout": None,  # no option: a body that stalls or trickles is waited for without end
     "server_header": True,  # `Server: granian`
     "proxy_headers": False,  # the client is the peer address, whatever a proxy says
     "forwarded_allow_ips": None,

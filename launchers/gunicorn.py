@@ -43,7 +43,8 @@ OPTIONS = {
     "server_header": "worker: server_header",
     "max_header_size": "worker: limits",
     "header_timeout": "worker: limits",
-    "http2": "worker: http='zttp', http2",
+    "body_timeout": "worker: limits",
+    "http2": "worker: http (our zttp protocol)",
 }
 
 REFUSED: frozenset[str] = frozenset()

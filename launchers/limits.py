@@ -12,6 +12,7 @@ import uvicorn
 class Limits:
     max_header_size: int = 16 * 1024  # request line and headers, in bytes
     header_timeout: float = 10.0  # seconds from a request's first byte to its last header
+    body_timeout: float = 30.0  # seconds a request's body may go unsent (see the protocol)
     worker_timeout: float = 30.0  # seconds a worker's event loop may go without a heartbeat
 
 

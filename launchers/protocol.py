@@ -1,20 +1,16 @@
-"""uvicorn's httptools protocol, made to drain without resets and to bound request headers.
+"""uvicorn's httptools protocol, made to drain without resets and to bound slow clients.
 
 uvicorn's own `shutdown()` closes every idle keep-alive connection at once. A client that has
 just sent its next request on one (a load balancer, any busy client) sees the connection reset
 under it: that is where stock servers fail requests during a rolling reload. Here a draining
 connection answers its next request with `Connection: close`, and is closed only once it stays
 idle for the keep-alive timeout. The same subclass bounds what httptools does not: the size of a
-request's headers (431/414) and the time to send them (408), so a slow client cannot hold a
-connection for ever. And a response with a known length leaves in one write rather than two
-(head, then body): one TLS record instead of two, and one plain `write()` where uvloop sends two
-buffers through a libuv write request (it flushes a stream's writes once per loop turn, and
-takes that fast path only for a single buffer).
+request's headers (431/414), the time to send them and its body (408), so a slow client cannot
+hold a connection for ever; it refuses the framing that RFC 9112 refuses and llhttp lets through
+(`launchers.framing`); and `MAX_CONNECTIONS` counts requests in progress, not connections.
 
-Those writes are sent together as the loop's turn ends (`_Outbox`), not each as its handler
-returns: a turn then encrypts all its responses in a row, with OpenSSL's code and tables still
-in the CPU's caches, instead of one between every two handlers, each evicting the other's.
-Whatever closes a connection sends what the turn owes it first.
+Its responses leave through `launchers.outbox`: a known length in one write, a turn's writes
+together as the turn ends.
 """
 
 from __future__ import annotations
@@ -22,99 +18,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 
+from launchers import framing
 from launchers.limits import limits_of
+from launchers.outbox import OUTBOX, OneWrite
 
-
-class _Outbox:
-    """The writes of this turn of the event loop, in order, sent as it ends (a callback queued
-    behind the turn's handlers), or at once when they reach `LIMIT`: a transport asks its
-    writers to pause only for what it holds, so this bounds what it does not see yet.
-
-    Measured against the same code without it, both at once on one CPU (as `make bench` takes
-    its ratios): +2.8 % req/s over HTTP, +4.2 % over HTTPS (+5.8 % under gunicorn), and 1.263
-    times a bare FastAPI app where it was 1.191.
-    """
-
-    LIMIT = 64 * 1024  # uvloop's default high-water mark for a transport's buffer
-
-    __slots__ = ("due", "size")
-
-    def __init__(self) -> None:
-        self.due: list[tuple[asyncio.Transport, bytes]] = []
-        self.size = 0
-
-    def add(self, transport: asyncio.Transport, data: bytes) -> None:
-        if not self.due:  # the turn's first: asking for the loop once a turn, not a write
-            asyncio.get_running_loop().call_soon(self.send)
-        self.due.append((transport, data))
-        self.size += len(data)
-        if self.size >= self.LIMIT:
-            self.send()
-
-    def send(self) -> None:
-        due, self.due, self.size = self.due, [], 0
-        for transport, data in due:
-            if not transport.is_closing():  # its client has gone: nobody to read it
-                transport.write(data)
-
-
-OUTBOX = _Outbox()  # one event loop per worker process
-
-
-class _OneWrite:
-    """The transport as a connection's responses see it: the head of a response whose body has
-    a known, non-zero length is held back and sent with the body's first part, and what is
-    written goes out through the `OUTBOX`.
-
-    Measured with `make bench`'s load, side by side: +3 % req/s over HTTP, +4 % over HTTPS, with
-    the same p99 latency (7.0 to 7.2 ms at 50 connections, 7.0 to 7.6 without it).
-    One per connection, told of each request's cycle (`cycle`), which it lets go of after the
-    cycle's first write: a reference cycle per request costs more (7 % measured) than the write
-    it saves, as the garbage collector has to find each one. A pipelined request's cycle may
-    replace one that has not written yet: that head then leaves on its own, in order, only not
-    joined to its body.
-    """
-
-    __slots__ = ("cycle", "held", "transport")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        self.cycle: RequestResponseCycle | None = None
-        self.held: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.held is not None:
-            data = self.held + data
-            self.held = None
-        elif (cycle := self.cycle) is not None:
-            self.cycle = None
-            # uvicorn writes a response's head once it has parsed its length: hold it if a
-            # body write is sure to follow (not for HEAD, nor a 100 Continue, nor chunked).
-            if (
-                cycle.response_started
-                and cycle.chunked_encoding is False
-                and cycle.expected_content_length > 0
-                and cycle.scope["method"] != "HEAD"
-            ):
-                self.held = data
-                return
-        OUTBOX.add(self.transport, data)
-
-    def close(self) -> None:
-        if self.held is not None:
-            OUTBOX.add(self.transport, self.held)
-            self.held = None
-        OUTBOX.send()
-        self.transport.close()
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:  # anything else a later uvicorn may use
-        return getattr(self.transport, name)
+# The least rate a request body may come at, on average, once its first `BODY_TIMEOUT` is spent:
+# a client that trickles less holds a connection for next to nothing (Apache asks 500 bytes/s).
+MIN_BODY_RATE = 1024  # bytes per second
 
 
 class _Rejected(Exception):
@@ -131,10 +44,19 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.headers_pending = False
         self.header_timer: asyncio.TimerHandle | None = None
         self.rejection: tuple[int, str] | None = None
+        self.hosts = 0
+        self.codings: bytes | None = None
+        self.body_pending = False
+        self.body_timer: asyncio.TimerHandle | None = None
+        self.body_deadline = 0.0
+        self.body_held = False
+        # MAX_CONNECTIONS bounds requests in progress, not connections: an idle keep-alive one
+        # costs next to nothing, and counting them let a flood of them fail a worker's probes.
+        self.request_limit, self.limit_concurrency = self.limit_concurrency, None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.one_write = _OneWrite(transport)
+        self.one_write = OneWrite(transport)
         # uvicorn arms no timer before a connection's first request: one that never sends
         # anything would stay open for ever.
         self.timeout_keep_alive_task = self.loop.call_later(
@@ -143,19 +65,28 @@ class HttpToolsProtocol(_HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
+        # uvicorn cancels the keep-alive timer only on a clean close; ours, armed from connect,
+        # would hold a reset connection's protocol until it fires.
+        self._unset_keepalive_if_required()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        # A request's headers nearly always arrive in one read: the deadline is armed only for
-        # those that did not, rather than armed and cancelled for every request.
-        if self.headers_pending and self.header_timer is None and not self.transport.is_closing():
-            self.header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_late)
+        # A request's headers nearly always arrive in one read, and its body with them: a
+        # deadline is armed only for those that did not, rather than for every request.
+        if self.headers_pending:
+            if self.header_timer is None and not self.transport.is_closing():
+                timeout = self.limits.header_timeout
+                self.header_timer = self.loop.call_later(timeout, self._headers_late)
+        elif self.body_pending and not self.transport.is_closing():
+            self._body_received(len(data))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_bytes = 0
         self.headers_pending = True
+        self.hosts = 0
+        self.codings = None
 
     # Counted inline, not in a shared method: these run for every header of every request.
     def on_url(self, url: bytes) -> None:
@@ -165,23 +96,42 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value) + 4
+        size = len(name)
+        self.header_bytes += size + len(value) + 4
         if self.header_bytes > self.limits.max_header_size:
             self._reject(431, "Request header fields too large.")
+        if size == 4 or size == 17:  # Host, Transfer-Encoding: the lengths that could be them
+            self._framing_header(name.lower(), value)
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self.headers_pending = False
         self._stop_header_timer()
+        if self.hosts != 1 or self.codings is not None:
+            version = self.parser.get_http_version()
+            if (refusal := framing.refusal(self.hosts, self.codings, version)) is not None:
+                self._reject(*refusal)
+        limit = self.request_limit  # uvicorn's own check answers 503 when given 0
+        self.limit_concurrency = 0 if limit is not None and len(self.tasks) >= limit else None
+        previous = self.cycle
         super().on_headers_complete()
-        if (cycle := self.cycle) is not None:
+        if (cycle := self.cycle) is not previous:  # a request, not an upgrade
+            self.body_pending = True
             self.one_write.cycle = cycle
             cycle.transport = self.one_write  # type: ignore[assignment]
             if self.draining:
                 cycle.keep_alive = False  # its response says `Connection: close`
 
+    def on_message_complete(self) -> None:
+        self.body_pending = False
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
+        super().on_message_complete()
+
     def shutdown(self) -> None:
         """Called by the server when it begins to drain."""
+        # Not uvicorn's: it closes an idle connection at once, resetting a request on its way.
         self.draining = True
         if self.cycle is None or self.cycle.response_complete:
             # Idle, but a request may be on its way: the next one gets `Connection: close`,
@@ -222,9 +172,51 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             self._send_error(408, "Request headers not received in time.")
 
     def _stop_header_timer(self) -> None:
+        # The body's too: both of the client's deadlines end with its connection.
         if self.header_timer is not None:
             self.header_timer.cancel()
             self.header_timer = None
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
+
+    def _framing_header(self, name: bytes, value: bytes) -> None:
+        if name == b"host":
+            self.hosts += 1
+            if not framing.valid_host(value):
+                self._reject(400, "Invalid Host header.")
+        elif name == b"transfer-encoding":
+            self.codings = value if self.codings is None else self.codings + b"," + value
+
+    def _body_received(self, size: int) -> None:
+        now, timeout = self.loop.time(), self.limits.body_timeout
+        if self.body_timer is None:
+            self.body_deadline = now + timeout
+            self.body_timer = self.loop.call_at(self.body_deadline, self._body_late)
+        else:
+            # Each read buys time at MIN_BODY_RATE, at most BODY_TIMEOUT ahead: a steady slow
+            # upload goes on, a trickle runs out. The timer moves only when it fires.
+            self.body_deadline = min(self.body_deadline + size / MIN_BODY_RATE, now + timeout)
+
+    def _body_late(self) -> None:
+        self.body_timer = None
+        if not self.body_pending or self.transport.is_closing():
+            return
+        now, cycle = self.loop.time(), self.cycle
+        # Reading paused (the app has not taken what came, or a pipelined request waits its
+        # turn), or a 100 Continue not sent yet: the client waits on us, not we on it. It gets
+        # a whole timeout from the next check too, as what it sent meanwhile is queued unread.
+        held = self.flow.read_paused or cycle.waiting_for_100_continue
+        if held or self.body_held:
+            self.body_deadline = max(self.body_deadline, now + self.limits.body_timeout)
+        self.body_held = held
+        if now < self.body_deadline:
+            self.body_timer = self.loop.call_at(self.body_deadline, self._body_late)
+        elif cycle.response_started:  # too late for a 408: closing is all that is left
+            self.logger.warning("Request body not received in time: connection closed.")
+            self.one_write.close()
+        else:
+            self._send_error(408, "Request body not received in time.")
 
     def _send_error(self, status: int, message: str) -> None:
         body = message.encode("ascii")

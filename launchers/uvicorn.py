@@ -40,9 +40,10 @@ OPTIONS = {
     "max_connections": "limit_concurrency",
     "server_header": "server_header",
     # zttp is young: httptools stays the default protocol and HTTP/2 is opt-in.
-    "http2": "http='zttp', http2",
+    "http2": "http (our zttp protocol)",
     "max_header_size": "limits (our protocol)",
     "header_timeout": "limits (our protocol)",
+    "body_timeout": "limits (our protocol)",
     "worker_timeout": "limits (our supervisor)",
 }
 
@@ -61,9 +62,10 @@ PROTOCOL = "launchers.protocol:HttpToolsProtocol"
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn.Config arguments for one server (worker), whichever process manager runs it."""
     return {
-        # zttp serves HTTP/2 and HTTP/1.1 itself, without our protocol's drain and limits.
-        "http": "zttp" if settings.http2 else PROTOCOL,
-        "http2": settings.http2,
+        # zttp serves HTTP/2 and HTTP/1.1 with our drain, not our limits; uvicorn's `http2=True`
+        # would load its own dispatcher in place of ours, which offers h2 through ALPN too.
+        "http": "launchers.zttp_protocol:AutoZttpProtocol" if settings.http2 else PROTOCOL,
+        "http2": False,
         "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": settings.graceful_timeout,
         "proxy_headers": settings.proxy_headers,
@@ -77,6 +79,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "limits": Limits(
             max_header_size=settings.max_header_size,
             header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
             worker_timeout=settings.worker_timeout,
         ),
     }

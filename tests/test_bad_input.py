@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import select
 import socket
 import time
@@ -245,20 +246,69 @@ def test_forwarded_client_trusted_from_the_allowed_proxy(
         assert httpx.get(server.url + "/info", headers=headers).json()["client"] == "203.0.113.7"
 
 
+CLOSE = b"Connection: close\r\n\r\n"
+
+
 @pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])
-def test_connections_beyond_the_limit_get_503(
+def test_requests_beyond_the_limit_get_503(
     name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    """MAX_CONNECTIONS counts requests in progress: idle connections do not take its places."""
     workdir = tmp_path_factory.mktemp(name)
     with serve(launcher(name), workdir, WEB_CONCURRENCY="1", MAX_CONNECTIONS="3") as server:
         port = int(server.url.rsplit(":", 1)[1])
-        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        probe = partial(exchange, port, [b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + CLOSE])
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
         try:
-            response = exchange(port, [b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"], timeout=2)
+            assert status(probe()) == 200, "three idle connections leave room for a request"
+            for sock in held:
+                sock.sendall(b"GET /demo/sleep?seconds=3 HTTP/1.1\r\nHost: x\r\n" + CLOSE)
+            deadline = time.monotonic() + 3
+            while (response := probe()) and status(response) == 200:  # until the three run
+                assert time.monotonic() < deadline, "never refused"
             assert status(response) == 503
+            assert response.endswith(b"\r\n\r\nService Unavailable")
+            for sock in held:  # the three in progress are served in full
+                assert status(exchange_on(sock)) == 200
         finally:
             for sock in held:
                 sock.close()
-        wait = time.monotonic() + 10
-        while httpx.get(server.url + "/healthz").status_code != 200:
-            assert time.monotonic() < wait
+        assert status(probe()) == 200
+
+
+def exchange_on(sock: socket.socket) -> bytes:
+    received = b""
+    while data := sock.recv(65536):
+        received += data
+    return received
+
+
+FLOOD = 120
+
+
+@pytest.mark.parametrize("name", ["uvicorn", "gunicorn"])
+def test_a_flood_of_idle_connections_leaves_the_worker_answering(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """More idle connections than MAX_CONNECTIONS on one worker: its probes, and any request,
+    are still answered, as they were not when the limit counted connections."""
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 2 * FLOOD + 256:  # ours and the worker's
+        pytest.skip("too low a file descriptor limit for the flood")
+    workdir = tmp_path_factory.mktemp(name)
+    with serve(
+        launcher(name), workdir, WEB_CONCURRENCY="1", MAX_CONNECTIONS="50", KEEP_ALIVE_TIMEOUT="60"
+    ) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        idle: list[socket.socket] = []
+        try:
+            for _ in range(FLOOD):
+                idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            # Accepted in order: the worker holds the flood once it answers a later connection.
+            for path in (b"/healthz", b"/readyz", b"/info"):
+                request = b"GET %s HTTP/1.1\r\nHost: x\r\n%s" % (path, CLOSE)
+                assert status(exchange(port, [request])) == 200, path
+            idle[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + CLOSE)
+            assert status(exchange_on(idle[0])) == 200, "the flood was held all along"
+        finally:
+            for sock in idle:
+                sock.close()

@@ -66,7 +66,9 @@ def test_uvicorn_config() -> None:
         "server_header": False,
         "log_config": logs.dict_config(Settings.model_validate(CUSTOM)),
         "access_log": False,
-        "limits": Limits(max_header_size=16384, header_timeout=10, worker_timeout=30),
+        "limits": Limits(
+            max_header_size=16384, header_timeout=10, body_timeout=30, worker_timeout=30
+        ),
     }
 
 
@@ -78,17 +80,20 @@ def test_uvicorn_limits_tls_and_http2(tmp_path: Path) -> None:
         {"tls_certfile": str(cert), "tls_keyfile": str(key), "http2": True}
         | {"max_requests": 500, "max_requests_jitter": 50, "max_connections": 64}
         | {"max_header_size": "8KiB", "header_timeout": 2.5, "worker_timeout": 9}
+        | {"body_timeout": 4}
     )
     config = uvicorn.config(settings)
     assert {k: config[k] for k in ("ssl_certfile", "ssl_keyfile", "http", "http2")} == {
         "ssl_certfile": str(cert),
         "ssl_keyfile": str(key),
-        "http": "zttp",
-        "http2": True,
+        "http": "launchers.zttp_protocol:AutoZttpProtocol",
+        "http2": False,  # uvicorn's http2=True would load its own zttp dispatcher instead
     }
     assert (config["limit_max_requests"], config["limit_max_requests_jitter"]) == (500, 50)
     assert config["limit_concurrency"] == 64
-    assert config["limits"] == Limits(max_header_size=8192, header_timeout=2.5, worker_timeout=9)
+    assert config["limits"] == Limits(
+        max_header_size=8192, header_timeout=2.5, body_timeout=4, worker_timeout=9
+    )
 
 
 def test_uvicorn_command_runs_our_uvicorn_main() -> None:
@@ -224,7 +229,8 @@ def test_warnings_only_where_the_server_would_do_otherwise() -> None:
         "granian can), WORKER_TIMEOUT (it uses None; uvicorn and gunicorn can), "
         "MAX_CONNECTIONS (it uses None; uvicorn and gunicorn can), MAX_HEADER_SIZE "
         "(it uses None; uvicorn and gunicorn can), HEADER_TIMEOUT (it uses None; uvicorn, "
-        "gunicorn and granian can), SERVER_HEADER (it uses True; uvicorn and gunicorn can)."
+        "gunicorn and granian can), BODY_TIMEOUT (it uses None; uvicorn and gunicorn can), "
+        "SERVER_HEADER (it uses True; uvicorn and gunicorn can)."
     )
     settings = Settings(log_level="debug", http2=True)
     assert "LOG_LEVEL (it uses 'info'; uvicorn, gunicorn and granian can)" in "".join(

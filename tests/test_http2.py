@@ -1,0 +1,107 @@
+"""`HTTP2=true` (uvicorn's zttp protocol) reloads without failing a request, as httptools does.
+
+Real servers over real TLS, real SIGHUPs to the manager (uvicorn) or master (gunicorn), and
+keep-alive load from HTTP/1.1 and from HTTP/2 clients while every worker is replaced twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from tests.load import hammer
+from tests.servers import Server, launcher, serve, settled_workers
+
+MANAGERS = ["uvicorn", "gunicorn"]
+VERSIONS = {"HTTP/1.1": False, "HTTP/2": True}  # what the load's clients speak: http2=
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A trustme CA and a certificate it issued for localhost, as files."""
+    directory = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
+    paths = {name: directory / f"{name}.pem" for name in ("ca", "cert", "key")}
+    ca.cert_pem.write_to_path(paths["ca"])
+    leaf.private_key_pem.write_to_path(paths["key"])
+    leaf.cert_chain_pems[0].write_to_path(paths["cert"])
+    return paths
+
+
+async def _serving(server: Server, pids: set[int], timeout: float = 20) -> None:
+    """Until each of `pids` has answered `/info` on a fresh connection."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while not pids <= seen:
+        assert time.monotonic() < deadline, f"workers {pids - seen} never served"
+        async with httpx.AsyncClient(verify=server.verify, timeout=5) as client:
+            with contextlib.suppress(httpx.HTTPError):
+                seen.add((await client.get(server.url + "/info")).json()["pid"])
+
+
+async def _reload_twice(server: Server, first: set[int], done: asyncio.Event) -> list[set[int]]:
+    """SIGHUP, then wait until new workers replaced every old one and serve, twice; the
+    generations of workers, in order. (gunicorn stops the old workers as soon as it has forked
+    the new ones: a second SIGHUP any sooner would stop workers that never served.)"""
+    manager = server.proc.pid
+    generations = [first]
+    await asyncio.sleep(1)
+    for _ in range(2):
+        server.proc.send_signal(signal.SIGHUP)
+        current = generations[-1]
+        while current & generations[-1]:
+            current = await asyncio.to_thread(settled_workers, manager, 2)
+        await _serving(server, current)
+        generations.append(current)
+        # Reloads a second apart, not back to back: a worker that starts to drain with only
+        # TLS handshakes in flight never tells them to (uvicorn's `shutdown()` knows no
+        # connection before its handshake ends), a gap of its own.
+        await asyncio.sleep(1)
+    done.set()
+    return generations
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("name", MANAGERS)
+def test_reloads_under_load_fail_no_request(
+    name: str, version: str, tls: dict[str, Path], tmp_path: Path
+) -> None:
+    with serve(
+        launcher(name),
+        tmp_path,
+        ca=tls["ca"],
+        WEB_CONCURRENCY="2",
+        HTTP2="true",
+        TLS_CERTFILE=str(tls["cert"]),
+        TLS_KEYFILE=str(tls["key"]),
+    ) as server:
+        first = settled_workers(server.proc.pid, 2)
+
+        async def run() -> tuple[int, dict[str, int], dict[str, int], set[int], list[set[int]]]:
+            done = asyncio.Event()
+            load = hammer(
+                server.url + "/info",
+                seconds=45,
+                verify=server.verify,
+                http2=VERSIONS[version],
+                stop=done,
+            )
+            tally, generations = await asyncio.gather(load, _reload_twice(server, first, done))
+            return tally.ok, dict(tally.failures), dict(tally.versions), tally.pids, generations
+
+        ok, failures, versions, pids, generations = asyncio.run(run())
+        assert failures == {}
+        assert ok > 1000, "the load really ran"
+        assert set(versions) == {version}
+        assert len(generations) == 3, "every worker replaced, twice"
+        assert pids & generations[-1], "the load reached the last workers"
+        assert "Traceback" not in server.output()
