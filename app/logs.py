@@ -70,7 +70,11 @@ def _dumps(event: EventDict, **kwargs: Any) -> str:
 def _rendering(json: bool) -> list[Processor]:
     if json:
         return [
-            structlog.processors.dict_tracebacks,
+            # Without the frames' local variables: they hold request headers (cookies,
+            # tokens) and query parameters.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             structlog.processors.JSONRenderer(serializer=_dumps),
         ]
     return [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]

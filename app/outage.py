@@ -1,11 +1,15 @@
 """The database going away and coming back, as one worker sees it.
 
 A request that finds the database unavailable (connection refused or cut, PostgreSQL shutting
-down, a SQLite file that cannot be opened or stays locked past the busy timeout) is answered
-503 with `Retry-After`, not 500: neither the request nor the app is at fault, and nothing needs
-a restart. Once the database answers again, `pool_pre_ping` replaces the pool's dead
-connections at their next checkout. A 503 is never an acknowledgement: a note is only
-acknowledged (201) after its commit returned.
+down or out of connection slots, a SQLite file that cannot be opened, is full, or stays locked
+past the busy timeout) is answered 503 with `Retry-After`, not 500: neither the request nor the
+app is at fault, and nothing needs a restart. Once the database answers again, `pool_pre_ping`
+replaces the pool's dead connections at their next checkout. A 503 is never an
+acknowledgement: a note is only acknowledged (201) after its commit returned.
+
+An outage is told by the driver's own error code, not by PEP 249's OperationalError, which
+also covers bugs (a missing table or column after a model change shipped without its
+migration, an SQL syntax error, a read-only database): those stay a 500 with a traceback.
 
 Each worker logs one warning when it first finds the database gone and one line when a request
 of its own goes through again; the requests in between log no traceback, just their access line.
@@ -13,13 +17,15 @@ of its own goes through again; the requests in between log no traceback, just th
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
+import psycopg
 import structlog
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 RETRY_AFTER = 5  # seconds: long enough for a restarting database, short enough not to give up
 UNAVAILABLE = "The database is unavailable; try again later."
@@ -55,10 +61,38 @@ class Outage:
         log.info("database available again", unavailable_seconds=round(seconds, 1))
 
 
+# PostgreSQL's SQLSTATEs for a server going or gone (class 08, connection exception, is taken
+# whole): admin shutdown, crash shutdown, cannot connect now (starting up), too many connections.
+_POSTGRESQL_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
+# SQLite's primary result codes for a file out of reach; an extended code (SQLITE_IOERR_WRITE,
+# SQLITE_BUSY_SNAPSHOT) keeps its primary code in its low byte.
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
 def is_outage(error: DBAPIError) -> bool:
-    """PEP 249's OperationalError ("not necessarily under the control of the programmer": a
-    disconnect, a database not found) or any error SQLAlchemy found the connection dead on."""
-    return isinstance(error, OperationalError) or error.connection_invalidated
+    """Whether the database, not the request or the app, is at fault: SQLAlchemy found the
+    connection dead, or the driver's code says the server or file is out of reach."""
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    if isinstance(orig, psycopg.Error):
+        state = orig.sqlstate
+        if state is None:  # the connection failed on the client's side: refused, cut, timed out
+            return isinstance(orig, psycopg.OperationalError)  # not a client-side misuse
+        return state.startswith("08") or state in _POSTGRESQL_UNAVAILABLE
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)  # absent on errors sqlite3 raises itself
+        return code is not None and (code & 0xFF) in _SQLITE_UNAVAILABLE
+    return False
 
 
 async def unavailable(request: Request, error: DBAPIError) -> Response:

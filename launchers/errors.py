@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 import io
 import os
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import get_args
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -94,14 +94,23 @@ def _shown(field: str, value: object, model: type[BaseSettings]) -> str:
     """`=value`, the culprit, unless it is a secret: a SecretStr's is never shown, and a
     database URL's password is masked."""
     info = model.model_fields.get(field)
-    if info is not None and info.annotation in (SecretStr, SecretStr | None, SecretBytes):
+    if info is not None and _secret(info.annotation):
         return " (value hidden)"
     if field == "database_url" and isinstance(value, str):
-        value = _PASSWORD.sub(r"\1***@", value)
+        value = _without_password(value)
     return f"={value!r}"
 
 
-_PASSWORD = re.compile(r"(//[^/@:]*:)[^/]*@")  # //user:password@ in a URL
+def _secret(annotation: object) -> bool:
+    return annotation in (SecretStr, SecretBytes) or any(map(_secret, get_args(annotation)))
+
+
+def _without_password(url: str) -> str:
+    # Up to the last "@": a password may hold "@" or "/" that its URL did not escape.
+    scheme, separator, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}{separator}{user}:***@{host}" if at and colon else url
 
 
 def _problem(detail: ErrorDetails) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from app import logs
 from app.settings import Settings
-from launchers import APP
+from launchers import APP, uvicorn
 from launchers import gunicorn_hooks as hooks
 from launchers.command import Command
 
@@ -52,7 +52,7 @@ IGNORED: dict[str, object] = {}
 
 
 def notes(settings: Settings) -> list[str]:
-    return []
+    return uvicorn.notes(settings)  # its workers run uvicorn's server
 
 
 WORKER = "launchers.gunicorn_worker.UvicornWorker"

@@ -22,11 +22,8 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 class _Outbox:
     """The writes of this turn of the event loop, in order, sent as it ends (a callback queued
     behind the turn's handlers), or at once when they reach `LIMIT`: a transport asks its
-    writers to pause only for what it holds, so this bounds what it does not see yet.
-
-    Measured against the same code without it, both at once on one CPU (as `make bench` takes
-    its ratios): +2.8 % req/s over HTTP, +4.2 % over HTTPS (+5.8 % under gunicorn), and 1.263
-    times a bare FastAPI app where it was 1.191.
+    writers to pause only for what it holds, so this bounds what it does not see yet. What it
+    gains is measured in the README ("Measured").
     """
 
     LIMIT = 64 * 1024  # uvloop's default high-water mark for a transport's buffer
@@ -60,11 +57,9 @@ class OneWrite:
     a known, non-zero length is held back and sent with the body's first part, and what is
     written goes out through the `OUTBOX`.
 
-    Measured with `make bench`'s load, side by side: +3 % req/s over HTTP, +4 % over HTTPS, with
-    the same p99 latency (7.0 to 7.2 ms at 50 connections, 7.0 to 7.6 without it).
     One per connection, told of each request's cycle (`cycle`), which it lets go of after the
-    cycle's first write: a reference cycle per request costs more (7 % measured) than the write
-    it saves, as the garbage collector has to find each one. A pipelined request's cycle may
+    cycle's first write: a reference cycle per request would cost more than the write it saves,
+    as the garbage collector has to find each one. A pipelined request's cycle may
     replace one that has not written yet: that head then leaves on its own, in order, only not
     joined to its body.
     """

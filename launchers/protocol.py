@@ -16,12 +16,14 @@ together as the turn ends.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 
 from launchers import framing
+from launchers.drain import DRAIN
 from launchers.limits import limits_of
 from launchers.outbox import OUTBOX, OneWrite
 
@@ -62,6 +64,8 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
+        if DRAIN.joined():
+            self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
@@ -123,27 +127,36 @@ class HttpToolsProtocol(_HttpToolsProtocol):
                 cycle.keep_alive = False  # its response says `Connection: close`
 
     def on_message_complete(self) -> None:
-        self.body_pending = False
+        request = self.body_pending  # not an upgrade
+        self.body_pending = self.body_held = False
         if self.body_timer is not None:
             self.body_timer.cancel()
             self.body_timer = None
         super().on_message_complete()
+        # Answered before its body came: the keep-alive timer, stopped as the body came in,
+        # is all that would close the connection.
+        if request and self.cycle.response_complete and not self.pipeline:
+            self._idle()
 
     def shutdown(self) -> None:
         """Called by the server when it begins to drain."""
         # Not uvicorn's: it closes an idle connection at once, resetting a request on its way.
-        self.draining = True
+        DRAIN.started = self.draining = True
         if self.cycle is None or self.cycle.response_complete:
             # Idle, but a request may be on its way: the next one gets `Connection: close`,
             # and the keep-alive timer closes the connection once it is truly idle.
-            if self.timeout_keep_alive_task is None and self.header_timer is None:
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler
-                )
+            if self.header_timer is None:
+                self._idle()
         elif not self.cycle.response_started:
             self.cycle.keep_alive = False
         # Otherwise the response went out promising keep-alive: let the client send its next
         # request, which is then answered with `Connection: close`.
+
+    def _idle(self) -> None:
+        if self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def timeout_keep_alive_handler(self) -> None:
         # Timers run before the callbacks a turn queued: a turn that overran the timeout may
@@ -189,10 +202,10 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             self.codings = value if self.codings is None else self.codings + b"," + value
 
     def _body_received(self, size: int) -> None:
-        now, timeout = self.loop.time(), self.limits.body_timeout
+        now, timeout = time.monotonic(), self.limits.body_timeout
         if self.body_timer is None:
             self.body_deadline = now + timeout
-            self.body_timer = self.loop.call_at(self.body_deadline, self._body_late)
+            self.body_timer = self.loop.call_later(timeout, self._body_late)
         else:
             # Each read buys time at MIN_BODY_RATE, at most BODY_TIMEOUT ahead: a steady slow
             # upload goes on, a trickle runs out. The timer moves only when it fires.
@@ -202,7 +215,7 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.body_timer = None
         if not self.body_pending or self.transport.is_closing():
             return
-        now, cycle = self.loop.time(), self.cycle
+        now, cycle = time.monotonic(), self.cycle
         # Reading paused (the app has not taken what came, or a pipelined request waits its
         # turn), or a 100 Continue not sent yet: the client waits on us, not we on it. It gets
         # a whole timeout from the next check too, as what it sent meanwhile is queued unread.
@@ -211,7 +224,7 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             self.body_deadline = max(self.body_deadline, now + self.limits.body_timeout)
         self.body_held = held
         if now < self.body_deadline:
-            self.body_timer = self.loop.call_at(self.body_deadline, self._body_late)
+            self.body_timer = self.loop.call_later(self.body_deadline - now, self._body_late)
         elif cycle.response_started:  # too late for a 408: closing is all that is left
             self.logger.warning("Request body not received in time: connection closed.")
             self.one_write.close()

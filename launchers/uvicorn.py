@@ -53,7 +53,14 @@ IGNORED: dict[str, object] = {"preload": False}
 
 
 def notes(settings: Settings) -> list[str]:
-    return []
+    """What `HTTP2=true` gives up, under this launcher and gunicorn's (same worker protocol)."""
+    if not settings.http2:
+        return []
+    return [
+        "HTTP2=true serves through zttp, which applies neither MAX_HEADER_SIZE, HEADER_TIMEOUT "
+        "nor BODY_TIMEOUT, nor the RFC 9112 framing checks, and counts idle connections "
+        "against MAX_CONNECTIONS."
+    ]
 
 
 PROTOCOL = "launchers.protocol:HttpToolsProtocol"

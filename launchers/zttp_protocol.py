@@ -22,15 +22,7 @@ import asyncio
 import zttp
 from uvicorn.protocols.http import auto_zttp_impl, zttp_h2_impl, zttp_impl
 
-
-class _Drain:
-    """Whether this worker's server has begun to drain. A connection whose TLS handshake was
-    under way then is made after the server told its connections, so it must ask."""
-
-    started = False
-
-
-DRAIN = _Drain()  # one server per worker process
+from launchers.drain import DRAIN
 
 
 class ZttpProtocol(zttp_impl.ZttpProtocol):
@@ -38,7 +30,7 @@ class ZttpProtocol(zttp_impl.ZttpProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if DRAIN.started:
+        if DRAIN.joined():
             self.shutdown()
 
     def shutdown(self) -> None:
@@ -74,7 +66,7 @@ class ZttpH2Protocol(zttp_h2_impl.ZttpH2Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if DRAIN.started:
+        if DRAIN.joined():
             self.shutdown()
 
     def shutdown(self) -> None:

@@ -182,7 +182,9 @@ def test_head_is_answered_at_once_on_a_kept_alive_connection(target: Target) -> 
             sock.sendall(b"HEAD /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
             received = b""
             while not received.endswith(b"\r\n\r\n"):  # before KEEP_ALIVE_TIMEOUT=1 closes it
-                received += sock.recv(65536)
+                data = sock.recv(65536)
+                assert data, f"closed, having sent {received!r}"  # b"" would spin for ever
+                received += data
             assert status(received) == 200
             assert content_length(received) == len(b'{"status":"ready"}')
 
@@ -231,6 +233,26 @@ def test_idle_connection_is_closed_after_the_keep_alive_timeout(target: Target) 
                 sock.recv(1)
 
 
+def test_a_body_sent_after_its_answer_still_leaves_the_connection_timed(target: Target) -> None:
+    with socket.create_connection(("127.0.0.1", target.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        received = b""
+        while b"\r\n\r\n" not in received or not received.endswith(b"}"):
+            data = sock.recv(65536)
+            assert data, f"closed, having sent {received!r}"
+            received += data
+        assert status(received) == 200  # answered, its body unread
+        sock.sendall(b"0123456789")
+        started = time.monotonic()
+        if target.protected:
+            assert sock.recv(1) == b""  # closed by the server, KEEP_ALIVE_TIMEOUT=1
+            assert time.monotonic() - started < 3
+        else:
+            sock.settimeout(2.5)
+            with pytest.raises(TimeoutError):  # stock uvicorn: no timer is left on it
+                sock.recv(1)
+
+
 def test_no_server_banner_and_spoofed_forwarding_ignored(target: Target) -> None:
     response = httpx.get(target.server.url + "/info", headers={"X-Forwarded-For": "203.0.113.7"})
     assert response.json()["client"] == "127.0.0.1", "FORWARDED_ALLOW_IPS does not include us"
@@ -258,12 +280,14 @@ def test_requests_beyond_the_limit_get_503(
     with serve(launcher(name), workdir, WEB_CONCURRENCY="1", MAX_CONNECTIONS="3") as server:
         port = int(server.url.rsplit(":", 1)[1])
         probe = partial(exchange, port, [b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + CLOSE])
-        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        held = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(3)]
         try:
             assert status(probe()) == 200, "three idle connections leave room for a request"
+            # Held well past the polling deadline: on a loaded machine the three may take a
+            # while to start, and must still be running when the probe is refused.
             for sock in held:
-                sock.sendall(b"GET /demo/sleep?seconds=3 HTTP/1.1\r\nHost: x\r\n" + CLOSE)
-            deadline = time.monotonic() + 3
+                sock.sendall(b"GET /demo/sleep?seconds=10 HTTP/1.1\r\nHost: x\r\n" + CLOSE)
+            deadline = time.monotonic() + 5
             while (response := probe()) and status(response) == 200:  # until the three run
                 assert time.monotonic() < deadline, "never refused"
             assert status(response) == 503

@@ -180,10 +180,11 @@ def test_database_url_that_is_wrong(tmp_path: Path, url: str, problem: str) -> N
     assert_clear_error(run(tmp_path, "uvicorn", DATABASE_URL=url), problem)
 
 
-def test_database_url_that_is_wrong_shows_no_password(tmp_path: Path) -> None:
-    result = run(tmp_path, "uvicorn", DATABASE_URL="mysql://app:s3cr@t@db/app")
+@pytest.mark.parametrize("password", ["s3cr@t", "s3/cr@t"])
+def test_database_url_that_is_wrong_shows_no_password(tmp_path: Path, password: str) -> None:
+    result = run(tmp_path, "uvicorn", DATABASE_URL=f"mysql://app:{password}@db/app")
     assert_clear_error(result, "DATABASE_URL='mysql://app:***@db/app' is a 'mysql' database")
-    assert "s3cr" not in result.stderr
+    assert "s3" not in result.stderr
 
 
 def test_database_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:

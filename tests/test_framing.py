@@ -347,7 +347,9 @@ def test_a_trickle_after_the_response_is_closed_without_a_408(port: int) -> None
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
         received = b""
         while not received.endswith(b'{"status":"ok"}'):
-            received += sock.recv(65536)
+            data = sock.recv(65536)
+            assert data, f"closed, having sent {received!r}"  # recv's b"" would spin for ever
+            received += data
         elapsed = trickle(sock, b"x" * 100, 0.25)  # each byte puts off the keep-alive timer
         received += until_closed(sock)
     ((head, body),) = responses(received)

@@ -103,7 +103,7 @@ def test_invalid_notes_get_a_useful_422(
     assert (error["loc"], error["type"]) == (location, kind)
 
 
-def test_text_either_database_stores_as_given_or_a_422(server: Server) -> None:
+def test_nul_and_lone_surrogates_get_a_422_on_either_database(server: Server) -> None:
     """PostgreSQL's text cannot hold NUL, SQLite's can: refused on both. A lone surrogate, which
     a JSON escape can make and UTF-8 cannot encode, is refused in a 422 that can be sent."""
     nul = post(server.url, {"text": "a\u0000b"})
@@ -127,6 +127,60 @@ def test_text_either_database_stores_as_given_or_a_422(server: Server) -> None:
         "string_unicode",
         "a\ud800b",
     )
+
+
+def _strict(constant: str) -> object:
+    raise AssertionError(f"not JSON: a bare {constant}")
+
+
+MULTIPART = "multipart/form-data; boundary=x"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw", "expected", "echoed"),
+    [
+        # Not JSON: FastAPI echoes the raw bytes as the error's input.
+        pytest.param("text/plain", b"\xff\xfe", 422, "\\xff\\xfe", id="text-not-utf8"),
+        pytest.param("text/plain; charset=utf-8", b"\xc3", 422, "\\xc3", id="text-truncated"),
+        pytest.param(
+            "application/x-www-form-urlencoded", b"\xff\xfe", 422, "\\xff\\xfe", id="form-not-utf8"
+        ),
+        pytest.param("application/octet-stream", b"\xff", 422, "\\xff", id="octet-stream"),
+        pytest.param(None, b"\xff\xfe", 422, "\\xff\\xfe", id="no-content-type"),
+        pytest.param(MULTIPART, b"garbage\xff", 422, "garbage\\xff", id="multipart-garbage"),
+        pytest.param(
+            MULTIPART,
+            b'--x\r\nContent-Disposition: form-data; name="text"\r\n\r\n\xff\r\n--x--\r\n',
+            422,
+            None,
+            id="multipart-part-not-utf8",
+        ),
+        # JSON that is not UTF-8: a BOM of UTF-16 that leads nowhere, or a stray byte in a string.
+        pytest.param("application/json", b"\xff\xfe", 422, None, id="json-utf16-bom"),
+        pytest.param("application/json", b'{"text": "\xff"}', 400, None, id="json-not-utf8"),
+        # Numbers Python's JSON reads but a strict parser would not read back.
+        pytest.param("application/json", b"NaN", 422, "NaN", id="json-nan"),
+        pytest.param("application/json", b'{"text": 1e400}', 422, "Infinity", id="json-infinity"),
+    ],
+)
+def test_bodies_of_any_bytes_get_a_json_client_error(
+    server: Server, content_type: str | None, raw: bytes, expected: int, echoed: str | None
+) -> None:
+    """No body a client can send makes a 500; the answer is JSON a strict parser reads, with
+    FastAPI's 422 shape (or its own 400 for a JSON body it cannot decode)."""
+    headers = {"content-type": content_type} if content_type else {}
+    response = httpx.post(server.url + "/notes", content=raw, headers=headers)
+    assert response.status_code == expected, response.text
+    assert response.headers["content-type"] == "application/json"
+    answer = json.loads(response.text, parse_constant=_strict)
+    if expected == 400:
+        assert answer == {"detail": "There was an error parsing the body"}
+        return
+    (error,) = answer["detail"]
+    assert {"type", "loc", "msg", "input"} <= set(error)
+    assert error["loc"][0] == "body"
+    if echoed is not None:
+        assert error["input"] == echoed
 
 
 @pytest.mark.parametrize(

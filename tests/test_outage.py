@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from app.db import CONNECT_TIMEOUT
+from app.outage import is_outage
 from tests.servers import Server, clean_env, launcher, serve, wait_for
 from tests.test_notes import empty, post
 
@@ -210,7 +214,9 @@ def test_sqlite_file_that_cannot_be_opened(tmp_path: Path) -> None:
         assert_unavailable(server)
         database.rmdir()
         migrate = [sys.executable, "-m", "launchers.migrate"]
-        result = subprocess.run(migrate, env=clean_env(DATABASE_URL=url), capture_output=True)
+        result = subprocess.run(
+            migrate, env=clean_env(DATABASE_URL=url), capture_output=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         created = post(server.url, {"text": "after the outage"})
         assert created.status_code == 201
@@ -218,3 +224,103 @@ def test_sqlite_file_that_cannot_be_opened(tmp_path: Path) -> None:
         start, end = outage_lines(server)
     assert [start["event"], end["event"]] == OUTAGE_LOG
     assert (start["error"], start["reason"]) == ("OperationalError", "unable to open database file")
+
+
+def test_a_missing_table_is_a_bug_not_an_outage(tmp_path: Path) -> None:
+    """A model shipped without its migration: SQLite calls "no such table" an OperationalError
+    too, but it is no outage: a 500 with its traceback, not a 503 that would hide it."""
+    database = tmp_path / "data" / "app.db"
+    database.parent.mkdir()
+    database.touch()  # a database, empty: never migrated
+    with serve(
+        launcher("uvicorn"),
+        tmp_path,
+        WEB_CONCURRENCY="1",
+        LOG_FORMAT="json",
+        MIGRATE="false",
+        DATABASE_URL=f"sqlite:///{database}",
+    ) as server:
+        secret = {"Authorization": "Bearer s3cret-token", "Cookie": "session=s3cret-cookie"}
+        response = httpx.post(server.url + "/notes", json={"text": "into no table"}, headers=secret)
+        assert response.status_code == 500, response.text
+        assert "retry-after" not in response.headers
+        wait_for(lambda: "no such table: notes" in server.output(), what="the traceback")
+        entries = [json.loads(line) for line in server.output().splitlines()]
+    (error,) = [entry for entry in entries if entry["level"] == "error"]
+    exception = error["exception"][0]  # the JSON log's traceback, then its cause's
+    assert exception["exc_type"] == "OperationalError"
+    assert "no such table: notes" in exception["exc_value"]
+    assert exception["frames"]
+    assert [entry for entry in entries if entry["logger"] == "app.outage"] == []
+    assert "s3cret" not in server.output(), "a traceback logs no request header"
+
+
+TABLE = "create table notes (id)"
+
+
+def wrapped(error: Exception, invalidated: bool = False) -> DBAPIError:
+    """`error` as SQLAlchemy hands it to the app: wrapped in the class named after the
+    driver's (sqlite3.OperationalError in sqlalchemy.exc.OperationalError)."""
+    base = sqlite3.Error if isinstance(error, sqlite3.Error) else psycopg.Error
+    wrapper = DBAPIError.instance("select 1", None, error, base, connection_invalidated=invalidated)
+    assert isinstance(wrapper, DBAPIError)
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    ("setup", "statement"),
+    [
+        pytest.param("", "insert into notes values (1)", id="no-such-table"),
+        pytest.param(TABLE, "insert into notes (text) values (1)", id="no-such-column"),
+        pytest.param(TABLE, "insert notes", id="syntax-error"),
+        pytest.param(TABLE, "insert into notes values (1)", id="read-only"),  # opened mode=ro
+    ],
+)
+def test_sqlite_errors_that_are_bugs(tmp_path: Path, setup: str, statement: str) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(setup)
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as caught:  # PEP 249's class for them all
+        connection.execute(statement)
+    connection.close()
+    assert not is_outage(wrapped(caught.value))
+
+
+def test_sqlite_errors_that_are_outages(tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.OperationalError) as cannot_open:
+        sqlite3.connect(tmp_path)  # a directory
+    holder = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
+    holder.execute("begin exclusive")
+    waiter = sqlite3.connect(tmp_path / "app.db", timeout=0)
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        waiter.execute("select 1 from sqlite_master")
+    waiter.close()
+    holder.close()
+    for error in (cannot_open.value, locked.value):
+        assert is_outage(wrapped(error)), error
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "outage"),
+    [
+        ("08006", True),  # connection failure
+        ("57P01", True),  # admin shutdown
+        ("57P03", True),  # cannot connect now
+        ("53300", True),  # too many connections
+        ("42P01", False),  # undefined table
+        ("42703", False),  # undefined column
+        ("25006", False),  # read-only transaction
+    ],
+)
+def test_postgresql_outages_by_their_sqlstate(sqlstate: str, outage: bool) -> None:
+    error = psycopg.errors.lookup(sqlstate)("from the server")
+    assert is_outage(wrapped(error)) is outage
+
+
+def test_postgresql_client_side_failures() -> None:
+    refused = psycopg.OperationalError("connection failed: Connection refused")
+    misuse = psycopg.ProgrammingError("the query has 1 placeholder but 2 parameters were passed")
+    assert is_outage(wrapped(refused))
+    assert not is_outage(wrapped(misuse))
+    assert is_outage(wrapped(misuse, invalidated=True))

@@ -222,6 +222,14 @@ def test_every_server_setting_is_mapped_or_reported(name: str) -> None:
             assert any(field.upper() in w for w in unsupported(name, module, settings)), field
 
 
+def test_http2_says_which_limits_it_gives_up() -> None:
+    for launcher in (uvicorn, gunicorn):
+        assert launcher.notes(Settings()) == []
+        (warning,) = launcher.notes(Settings(http2=True))
+        assert warning.startswith("HTTP2=true serves through zttp, which applies neither")
+        assert "BODY_TIMEOUT" in warning
+
+
 def test_warnings_only_where_the_server_would_do_otherwise() -> None:
     (warning,) = unsupported("fastapi-cli", fastapi_cli, Settings(log_format="console"))
     assert warning == (

@@ -1,9 +1,10 @@
 """uvicorn's own test suite, run against the uvicorn internals we override.
 
-`launchers.protocol.HttpToolsProtocol` and `launchers.supervisor.Supervisor` subclass private
-uvicorn classes and use their attributes. Here the installed uvicorn's tests, from its sdist, run
-with ours in their place (`tests/uvicorn_suite.py`): exactly the tests `uvicorn_contract.txt`
-lists must fail, so a uvicorn upgrade names the tests it broke, and the list cannot go stale.
+`launchers.protocol.HttpToolsProtocol`, the zttp protocols of `launchers.zttp_protocol` and
+`launchers.supervisor.Supervisor` subclass private uvicorn classes and use their attributes. Here
+the installed uvicorn's tests, from its sdist, run with ours in their place
+(`tests/uvicorn_suite.py`): exactly the tests `uvicorn_contract.txt` lists must fail, so a uvicorn
+upgrade names the tests it broke, and the list cannot go stale.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ from tests.servers import clean_env, stop
 HERE = Path(__file__).resolve().parent
 CONTRACT = HERE / "uvicorn_contract.txt"
 
-# The files whose tests run our protocol (directly, or through `Config(http="auto")`) or
-# our supervisor; the rest of uvicorn's suite tests nothing we override.
+# The files whose tests run our protocols (directly, or through `Config(http="auto")` and
+# `Config(http="zttp", http2=True)`) or our supervisor; the rest tests nothing we override.
 FILES = [
     "tests/protocols/test_http.py",
+    "tests/protocols/test_http2.py",
     "tests/protocols/test_websocket.py",
     "tests/middleware/test_proxy_headers.py",
     "tests/middleware/test_logging.py",
@@ -56,7 +58,13 @@ FILES = [
 DOWNLOAD_TIMEOUT = 90  # pip builds the sdist's metadata, fetching its build backend first
 SUITE_TIMEOUT = 180  # the whole run; one hung test is stopped by the per-test timeout first
 TEST_TIMEOUT = 30
-OURS = "launchers.protocol.HttpToolsProtocol"
+OURS = {  # what `uvicorn_suite` must have put in place of each of uvicorn's classes
+    "httptools": "launchers.protocol.HttpToolsProtocol",
+    "auto": "launchers.protocol.HttpToolsProtocol",
+    "zttp": "launchers.zttp_protocol.ZttpProtocol",
+    "zttp_h2": "launchers.zttp_protocol.ZttpH2Protocol",
+    "auto_zttp": "launchers.zttp_protocol.AutoZttpProtocol",
+}
 
 
 def cache_dir() -> Path:
@@ -187,9 +195,9 @@ def test_uvicorn_suite_fails_only_where_we_differ_on_purpose(tmp_path: Path) -> 
     expected = expected_failures()
 
     problems = [
-        f"uvicorn's tests ran {swapped[name]} as {name!r}, not ours"
-        for name in ("httptools", "auto")
-        if swapped[name] != OURS
+        f"uvicorn's tests ran {swapped.get(name)} as {name!r}, not {ours}"
+        for name, ours in OURS.items()
+        if swapped.get(name) != ours
     ]
     if not swapped["supervised"]:
         problems.append("no test ran our Supervisor")
