@@ -98,8 +98,9 @@ def test_reloads_under_load_fail_no_request(
 
         ok, failures, versions, pids, generations = asyncio.run(run())
         assert failures == {}
-        assert ok > 1000, "the load really ran"
         assert set(versions) == {version}
         assert len(generations) == 3, "every worker replaced, twice"
-        assert pids & generations[-1], "the load reached the last workers"
+        # Served by the first workers and the last: the load ran before and after the reloads.
+        assert pids & generations[0] and pids & generations[-1], (pids, generations)
+        assert ok > 300, "the load really ran"
         assert "Traceback" not in server.output()

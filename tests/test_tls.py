@@ -127,7 +127,7 @@ def test_run_tls_with_fastapi_cli_is_refused(certs: CertPaths, tmp_path: Path) -
         timeout=60,
     )
     assert result.returncode != 0
-    assert "error: fastapi-cli cannot honour TLS_CERTFILE=" in result.stderr
+    assert "error: fastapi-cli cannot honour TLS_CERTFILE: it has no option" in result.stderr
     assert "Launchers that can: uvicorn, gunicorn" in result.stderr
     assert "Traceback" not in result.stderr
 
