@@ -101,6 +101,7 @@ def test_reloads_under_load_fail_no_request(
         assert set(versions) == {version}
         assert len(generations) == 3, "every worker replaced, twice"
         # Served by the first workers and the last: the load ran before and after the reloads.
-        assert pids & generations[0] and pids & generations[-1], (pids, generations)
+        assert pids & generations[0], (pids, generations)
+        assert pids & generations[-1], (pids, generations)
         assert ok > 300, "the load really ran"
         assert "Traceback" not in server.output()
