@@ -18,10 +18,10 @@ of its own goes through again; the requests in between log no traceback, just th
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
 
-import psycopg
 import structlog
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -84,7 +84,9 @@ def is_outage(error: DBAPIError) -> bool:
     if error.connection_invalidated:
         return True
     orig = error.orig
-    if isinstance(orig, psycopg.Error):
+    # psycopg is loaded once a PostgreSQL URL is used: a worker on SQLite never pays for it.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(orig, psycopg.Error):
         state = orig.sqlstate
         if state is None:  # the connection failed on the client's side: refused, cut, timed out
             return isinstance(orig, psycopg.OperationalError)  # not a client-side misuse

@@ -324,3 +324,10 @@ def test_postgresql_client_side_failures() -> None:
     assert is_outage(wrapped(refused))
     assert not is_outage(wrapped(misuse))
     assert is_outage(wrapped(misuse, invalidated=True))
+
+
+def test_a_worker_on_sqlite_loads_no_postgresql_driver() -> None:
+    """Telling outages apart must not load psycopg (and libpq) into every worker."""
+    check = "import sys, app.main; sys.exit('psycopg' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", check], env=clean_env(), timeout=60)
+    assert done.returncode == 0
