@@ -144,11 +144,18 @@ def outage_lines(server: Server) -> list[dict[str, Any]]:
     return [line for line in lines if line["logger"] == "app.outage"]
 
 
-def test_postgresql_goes_away_and_comes_back(tmp_path: Path) -> None:
+@pytest.fixture
+def postgresql() -> str:
+    """The PostgreSQL of TEST_DATABASE_URL, its notes table emptied."""
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/postgres starts one and prints it)")
     empty(url)
+    return url
+
+
+def test_postgresql_goes_away_and_comes_back(postgresql: str, tmp_path: Path) -> None:
+    url = postgresql
     with (
         proxy_to(url) as (proxy, proxied),
         serve(
@@ -174,13 +181,10 @@ def test_postgresql_goes_away_and_comes_back(tmp_path: Path) -> None:
     assert f":{make_url(url).password}@" not in server.output(), "no password logged"
 
 
-def test_postgresql_that_stops_answering_is_given_up_on(tmp_path: Path) -> None:
+def test_postgresql_that_stops_answering_is_given_up_on(postgresql: str, tmp_path: Path) -> None:
     """A host gone without a word refuses nothing: each connection attempt gives up after
     CONNECT_TIMEOUT instead of holding its request (and thread) indefinitely."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/postgres starts one and prints it)")
-    empty(url)
+    url = postgresql
     with (
         proxy_to(url) as (proxy, proxied),
         serve(launcher("uvicorn"), tmp_path, WEB_CONCURRENCY="1", DATABASE_URL=proxied) as server,
