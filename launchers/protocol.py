@@ -61,14 +61,13 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.one_write = OneWrite(transport)
         # uvicorn arms no timer before a connection's first request: one that never sends
         # anything would stay open for ever.
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
+        self._idle()
         if DRAIN.joined():
             self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
+        self._stop_body_timer()
         # uvicorn cancels the keep-alive timer only on a clean close; ours, armed from connect,
         # would hold a reset connection's protocol until it fires.
         self._unset_keepalive_if_required()
@@ -129,9 +128,7 @@ class HttpToolsProtocol(_HttpToolsProtocol):
     def on_message_complete(self) -> None:
         request = self.body_pending  # not an upgrade
         self.body_pending = self.body_held = False
-        if self.body_timer is not None:
-            self.body_timer.cancel()
-            self.body_timer = None
+        self._stop_body_timer()
         super().on_message_complete()
         # Answered before its body came: the keep-alive timer, stopped as the body came in,
         # is all that would close the connection.
@@ -185,10 +182,11 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             self._send_error(408, "Request headers not received in time.")
 
     def _stop_header_timer(self) -> None:
-        # The body's too: both of the client's deadlines end with its connection.
         if self.header_timer is not None:
             self.header_timer.cancel()
             self.header_timer = None
+
+    def _stop_body_timer(self) -> None:
         if self.body_timer is not None:
             self.body_timer.cancel()
             self.body_timer = None

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import SQLITE, postgresql_url
 from tests.servers import SETTINGS_ENV
 
 
@@ -13,3 +14,15 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    """A DATABASE_URL, once for each database: SQLite, then PostgreSQL where there is one."""
+    return SQLITE if request.param == "sqlite" else postgresql_url()
+
+
+@pytest.fixture
+def postgresql() -> str:
+    """The PostgreSQL of TEST_DATABASE_URL, emptied; the test skips without one."""
+    return postgresql_url()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 
+from devtls.certs import CertPaths, ensure
 from tests.load import hammer
 from tests.servers import Server, launcher, serve, settled_workers
 
@@ -24,15 +24,10 @@ VERSIONS = {"HTTP/1.1": False, "HTTP/2": True}  # what the load's clients speak:
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A trustme CA and a certificate it issued for localhost, as files."""
-    directory = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
-    paths = {name: directory / f"{name}.pem" for name in ("ca", "cert", "key")}
-    ca.cert_pem.write_to_path(paths["ca"])
-    leaf.private_key_pem.write_to_path(paths["key"])
-    leaf.cert_chain_pems[0].write_to_path(paths["cert"])
+def tls(tmp_path_factory: pytest.TempPathFactory) -> CertPaths:
+    """The development CA and a server certificate for localhost, as `make certs` makes them."""
+    paths = CertPaths(tmp_path_factory.mktemp("certs"))
+    ensure(paths)
     return paths
 
 
@@ -71,16 +66,16 @@ async def _reload_twice(server: Server, first: set[int], done: asyncio.Event) ->
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("name", MANAGERS)
 def test_reloads_under_load_fail_no_request(
-    name: str, version: str, tls: dict[str, Path], tmp_path: Path
+    name: str, version: str, tls: CertPaths, tmp_path: Path
 ) -> None:
     with serve(
         launcher(name),
         tmp_path,
-        ca=tls["ca"],
+        ca=tls.ca,
         WEB_CONCURRENCY="2",
         HTTP2="true",
-        TLS_CERTFILE=str(tls["cert"]),
-        TLS_KEYFILE=str(tls["key"]),
+        TLS_CERTFILE=str(tls.server),
+        TLS_KEYFILE=str(tls.server_key),
     ) as server:
         first = settled_workers(server.proc.pid, 2)
 

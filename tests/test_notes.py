@@ -17,34 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.models import MAX_ID
-from app.settings import Settings
+from tests.databases import empty
 from tests.servers import ROOT, Server, clean_env, launcher, serve, settled_workers
 
 FRESH = {"Connection": "close"}
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest) -> str:
-    """A DATABASE_URL: a SQLite file of its own, or the PostgreSQL of TEST_DATABASE_URL."""
-    if request.param == "sqlite":
-        return "sqlite:///data/app.db"  # the default: under the server's (fresh) working directory
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/postgres starts one and prints it)")
-    return url
-
-
-def empty(url: str) -> None:
-    """Drop what earlier tests left in a shared PostgreSQL database (a SQLite file is new)."""
-    if url.startswith("sqlite"):
-        return
-    engine = create_engine(Settings(database_url=url).database_url)
-    with engine.begin() as connection:
-        connection.execute(text("drop table if exists notes, alembic_version"))
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -310,14 +288,10 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
     assert "No new upgrade operations detected." in result.stdout
 
 
-def test_launchers_starting_at_once_migrate_once(tmp_path: Path) -> None:
+def test_launchers_starting_at_once_migrate_once(postgresql: str, tmp_path: Path) -> None:
     """Replicas and their init containers start together on one PostgreSQL: every one
     succeeds, and one applies the migrations."""
-    database = os.environ.get("TEST_DATABASE_URL")
-    if not database:
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/postgres starts one and prints it)")
-    empty(database)
-    env = clean_env(DATABASE_URL=database)
+    env = clean_env(DATABASE_URL=postgresql)
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "launchers.migrate"],

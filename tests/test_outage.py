@@ -8,7 +8,6 @@ reaches it through a TCP proxy in this process, which the test cuts and restores
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -29,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from app.db import CONNECT_TIMEOUT
 from app.outage import is_outage
 from tests.servers import Server, clean_env, launcher, serve, wait_for
-from tests.test_notes import empty, post
+from tests.test_notes import post
 
 UNAVAILABLE = {"detail": "The database is unavailable; try again later."}
 OUTAGE_LOG = ["database unavailable", "database available again"]
@@ -142,16 +141,6 @@ def outage_lines(server: Server) -> list[dict[str, Any]]:
     assert "Traceback" not in server.output()
     assert [line for line in lines if line["level"] in ("error", "critical")] == []
     return [line for line in lines if line["logger"] == "app.outage"]
-
-
-@pytest.fixture
-def postgresql() -> str:
-    """The PostgreSQL of TEST_DATABASE_URL, its notes table emptied."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/postgres starts one and prints it)")
-    empty(url)
-    return url
 
 
 def test_postgresql_goes_away_and_comes_back(postgresql: str, tmp_path: Path) -> None:

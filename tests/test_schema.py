@@ -22,24 +22,14 @@ from schemathesis.checks import not_a_server_error
 
 from app.main import create_app
 from app.settings import Settings
+from tests.databases import empty
 from tests.servers import Server, launcher, serve
-from tests.test_notes import empty
 
 # Hypothesis keeps its caches in `.hypothesis/` of the working directory at import, the clone's:
 # tests never write there.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"hypothesis-{os.getuid()}")
 
 EXAMPLES = 60  # per operation: a bounded run, fast enough for every `make test`
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return "sqlite:///data/app.db"
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/postgres starts one and prints it)")
-    return url
 
 
 @pytest.fixture(scope="module")
