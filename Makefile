@@ -8,10 +8,12 @@ INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.installed-bench
 LAUNCHER ?=
 CERTS ?= certs
+# The app's own settings models, listed in the README's settings table after the kit's.
+APP_SETTINGS ?= app.settings:Settings
 TRUST_STORES ?= system nss
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-granian run-dev run-tls migrate certs trust untrust test bench lint format docs clean
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-granian run-gunicorn-asgi run-dev run-tls migrate certs trust untrust test bench lint format docs rename clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,10 +39,13 @@ run-fastapi: $(INSTALLED) ## Serve with `fastapi run` (fastapi-cli)
 run-granian: $(INSTALLED) ## Serve with granian (Rust HTTP and TLS, spawned workers)
 	@exec $(PY) -m launchers granian
 
-run-dev: $(INSTALLED) ## Serve one worker that restarts on code changes
-	@RELOAD=true exec $(PY) -m launchers $(LAUNCHER)
+run-gunicorn-asgi: $(INSTALLED) ## Serve with gunicorn pre-fork and gunicorn's own ASGI worker
+	@exec $(PY) -m launchers gunicorn-asgi
 
-run-tls: certs ## Serve over HTTPS with the development certificate (LAUNCHER=uvicorn|gunicorn|granian)
+run-dev: $(INSTALLED) ## Serve one worker that restarts on code changes, demo endpoints on
+	@RELOAD=true DEMO_ENDPOINTS=true exec $(PY) -m launchers $(LAUNCHER)
+
+run-tls: certs ## Serve over HTTPS with the development certificate (LAUNCHER=uvicorn|gunicorn|granian|gunicorn-asgi)
 	@TLS_CERTFILE=$(CERTS)/server.pem TLS_KEYFILE=$(CERTS)/server-key.pem \
 		exec $(PY) -m launchers $(LAUNCHER)
 
@@ -76,8 +81,11 @@ format: $(INSTALLED) ## Format and fix what ruff can
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-docs: $(INSTALLED) ## Regenerate the README's settings table from the settings model
-	$(PY) -m launchers.docs
+docs: $(INSTALLED) ## Regenerate the README's settings table from the settings models
+	$(PY) -m launchers.docs $(APP_SETTINGS)
+
+rename: $(INSTALLED) ## Rename the service wherever its name is spelled: NAME=new-name
+	@$(PY) scripts/rename.py -- "$(NAME)"
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from app.settings import Settings
+from launchers.settings import Settings
 
 router = APIRouter(tags=["info"])
 

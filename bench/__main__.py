@@ -118,7 +118,7 @@ def plan(
     for name in report.TLS:
         steps.append((f"{name}: HTTPS and HTTP", partial(https, by_name[name])))
     for workers in worker_counts(cpus):
-        label = f"ours: uvicorn: {workers} workers, /demo/cpu and /demo/sleep"
+        label = f"ours: uvicorn: {workers} workers, /cpu and /sleep"
         steps.append((label, partial(study, configs[0], workers)))
     return steps
 

@@ -1,7 +1,7 @@
 """The reference points: a bare FastAPI app (the goal's baseline) and a raw ASGI app (the ceiling).
 
-Both answer `GET /info` with the same small JSON document as the real app, pid included, so the
-bench can tell workers apart.
+Both answer `GET /info` with a small JSON document like the kit's test app's, pid included, so
+the bench can tell workers apart.
 """
 
 from __future__ import annotations

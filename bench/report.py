@@ -206,8 +206,8 @@ def draw(medians: Medians, path: Path, cpus: int, about: str) -> None:
 
     counts = _study_counts(medians)
     for path_, label in (
-        (CPU, "CPU-bound (/demo/cpu)"),
-        (SLEEP, "awaiting I/O (/demo/sleep)"),
+        (CPU, "CPU-bound (/cpu)"),
+        (SLEEP, "awaiting I/O (/sleep)"),
     ):
         axes[1][1].plot(
             counts,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,17 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import KIT_APP, ROOT, free_port, tree
+
 PY = sys.executable
 
-# What the bench asks for: the small JSON document every app serves, and the two demo loads.
+# Every configuration serves APP (the reference points excepted): by default the kit's test app,
+# so that the bench needs nothing of the sample. What it asks of an app: a small JSON document at
+# /info, and two loads, CPU-bound and awaiting.
+APP = os.environ.get("APP") or KIT_APP
 INFO = "/info"
-CPU = "/demo/cpu?ms=2"
-SLEEP = "/demo/sleep?seconds=0.05"
+CPU = "/cpu?ms=2"
+SLEEP = "/sleep?seconds=0.05"
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Config:
 
 def ours(name: str, label: str = "", **env: str) -> Config:
     argv = [PY, "-m", "launchers", name]
-    return Config(f"ours: {name}{label}", lambda port, n: argv, env, ours=True)
+    return Config(f"ours: {name}{label}", lambda port, n: argv, {"APP": APP, **env}, ours=True)
 
 
 def configs() -> list[Config]:
@@ -46,20 +49,28 @@ def configs() -> list[Config]:
         ours("gunicorn", ", PRELOAD", PRELOAD="true"),
         ours("fastapi"),
         ours("granian"),
-        Config("fastapi run", lambda p, n: _fastapi_run("app.main:app", p, n)),
-        Config("uvicorn", lambda p, n: [PY, "-m", "uvicorn", "app.main:app", *_uvicorn(p, n)]),
+        ours("gunicorn-asgi"),
+        Config("fastapi run", lambda p, n: _fastapi_run(APP, p, n)),
+        Config("uvicorn", lambda p, n: [PY, "-m", "uvicorn", APP, *_uvicorn(p, n)]),
         Config(
             "gunicorn + UvicornWorker",
             lambda p, n: [
                 *[PY, "-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker"],
-                *["-w", str(n), "-b", f"127.0.0.1:{p}", "app.main:app"],
+                *["-w", str(n), "-b", f"127.0.0.1:{p}", APP],
             ],
         ),
         Config(
             "granian",
             lambda p, n: [
                 *[PY, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"],
-                *["--port", str(p), "--workers", str(n), "app.main:app"],
+                *["--port", str(p), "--workers", str(n), APP],
+            ],
+        ),
+        Config(
+            "gunicorn -k asgi",
+            lambda p, n: [
+                *[PY, "-m", "gunicorn", "-k", "asgi", "--no-control-socket"],
+                *["-w", str(n), "-b", f"127.0.0.1:{p}", APP],
             ],
         ),
         Config("bare FastAPI, fastapi run", lambda p, n: _fastapi_run("bench.apps:bare", p, n)),
@@ -99,7 +110,7 @@ def start(
 ) -> Running:
     """Launch `config` and wait until all its workers serve; on `cpus` if given (the manager's
     children inherit them)."""
-    port = _free_port()
+    port = free_port()
     env = os.environ | {"PYTHONPATH": str(ROOT), "PORT": str(port)} | config.env
     env["WEB_CONCURRENCY"] = str(workers)
     if tls:
@@ -183,26 +194,3 @@ def pss(root: int) -> int:
         except OSError:
             continue
     return total
-
-
-def tree(root: int) -> list[int]:
-    """A process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

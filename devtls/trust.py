@@ -9,13 +9,15 @@
 - `nss`: the NSS databases that Chromium (`~/.pki/nssdb`, created if absent) and Firefox (each
   profile under `$HOME`) read, through `certutil` from libnss3-tools.
 
-Both are idempotent and say what they changed.
+Both are idempotent and say what they changed. A requested store left unchanged (no root, no
+`certutil`) fails the run, after the line saying how to change it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,10 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from devtls.certs import fingerprint
 
-PREFIX = "fastapi-launchers-development-ca"
+
+class Unchanged(str):
+    """A store's line saying it could not be changed, and how to do it: the run fails."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,12 @@ class CA:
     @classmethod
     def read(cls, path: Path) -> CA:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
-        return cls(path.resolve(), f"{PREFIX}-{fingerprint(cert)[:16]}")
+        # Named after the CA's organisation, not this code's: a CA trusted before a rename
+        # (`make rename`) is still found to remove.
+        names = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        organisation = str(names[0].value) if names else "development CA"
+        prefix = re.sub(r"[^a-z0-9]+", "-", organisation.lower()).strip("-")
+        return cls(path.resolve(), f"{prefix}-{fingerprint(cert)[:16]}")
 
 
 def system(ca: CA, install: bool) -> list[str]:
@@ -59,7 +69,9 @@ def system(ca: CA, install: bool) -> list[str]:
     ):
         if anchors.is_dir() and shutil.which(update[0]):
             return [_anchor(ca, anchors / f"{ca.nickname}.crt", update, install)]
-    return ["system store: not changed: no update-ca-certificates or update-ca-trust found"]
+    return [
+        Unchanged("system store: not changed: no update-ca-certificates or update-ca-trust found")
+    ]
 
 
 def _anchor(ca: CA, anchor: Path, update: list[str], install: bool) -> str:
@@ -75,7 +87,7 @@ def _anchor(ca: CA, anchor: Path, update: list[str], install: bool) -> str:
 def _run_as_root(commands: list[list[str]], where: str, done: str) -> str:
     if os.geteuid() != 0:
         line = " && ".join("sudo " + shlex.join(command) for command in commands)
-        return f"{where}: not changed: it needs root. Run:\n    {line}"
+        return Unchanged(f"{where}: not changed: it needs root. Run:\n    {line}")
     for command in commands:
         subprocess.run(command, check=True, capture_output=True)
     return f"{where}: {done}"
@@ -84,8 +96,10 @@ def _run_as_root(commands: list[list[str]], where: str, done: str) -> str:
 def nss(ca: CA, install: bool) -> list[str]:
     if not shutil.which("certutil"):
         return [
-            "Chromium and Firefox: not changed: certutil is missing. Install libnss3-tools "
-            "(Debian/Ubuntu) or nss-tools (Fedora), then run this again."
+            Unchanged(
+                "Chromium and Firefox: not changed: certutil is missing. Install libnss3-tools "
+                "(Debian/Ubuntu) or nss-tools (Fedora), then run this again."
+            )
         ]
     return [_nss_db(ca, db, install) for db in _nss_dbs(create=install)]
 
@@ -142,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = getattr(error, "strerror", None) or "not a PEM certificate"
         print(f"error: {args.ca} cannot be read as the CA certificate: {reason}.", file=sys.stderr)
         return 2
+    unchanged = False
     for store in args.store or list(STORES):
         try:
             lines = STORES[store](ca, args.action == "install")
@@ -150,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {shlex.join(error.cmd)} failed: {stderr}", file=sys.stderr)
             return 1
         for line in lines:
-            print(f"trust: {line}")
-    return 0
+            unchanged |= isinstance(line, Unchanged)
+            print(f"trust: {line}", file=sys.stderr if isinstance(line, Unchanged) else sys.stdout)
+    return 1 if unchanged else 0
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from launchers.command import Launcher
 
-APP = "app.main:app"
-
 LAUNCHERS = {
     "uvicorn": "launchers.uvicorn",
     "gunicorn": "launchers.gunicorn",
     "fastapi-cli": "launchers.fastapi_cli",
     "granian": "launchers.granian",
+    "gunicorn-asgi": "launchers.gunicorn.asgi",
 }
 
 ALIASES = {"fastapi": "fastapi-cli"}

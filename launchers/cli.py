@@ -17,13 +17,12 @@ from pathlib import Path
 
 import structlog
 
-from app import logs
-from app.settings import Settings
-from launchers import ALIASES, APP, LAUNCHERS, load, migrate
+from launchers import ALIASES, LAUNCHERS, load, logs, migrate
 from launchers.command import Command
 from launchers.errors import ConfigError, dotenv_typos, load_settings, report
 from launchers.metrics_dir import empty
-from launchers.preflight import check_port, check_tls, unsupported
+from launchers.preflight import check_app, check_port, check_tls, unsupported
+from launchers.settings import Settings
 from launchers.workers import worker_count
 
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
@@ -83,6 +82,7 @@ def prepare(requested: str | None) -> Plan:
         culprit = f"launcher {requested!r}" if requested else f"LAUNCHER={settings.launcher!r}"
         raise ConfigError(f"{culprit} is unknown: choose one of {', '.join(LAUNCHERS)}.")
     launcher = load(name)
+    check_app(settings)
     workers = worker_count(settings)
     # Workers learn how they are served from these two variables, not by guessing.
     settings = settings.model_copy(update={"launcher": name, "web_concurrency": workers.count})
@@ -90,7 +90,7 @@ def prepare(requested: str | None) -> Plan:
     command = launcher.command(settings)
     env = {"LAUNCHER": name, "WEB_CONCURRENCY": str(workers.count)}
     command = dataclasses.replace(command, env=command.env | env)
-    banner = f"{name}: serving {APP} at {_url(settings)} with {workers}"
+    banner = f"{name}: serving {settings.app} at {_url(settings)} with {workers}"
     return Plan(settings, command, banner + _trust_hint(settings), warnings)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.settings import Settings
+from launchers.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,29 @@
-"""The README's settings table, made from the `Settings` declarations and each launcher's OPTIONS.
+"""The README's settings table, made from the settings declarations and each launcher's OPTIONS.
 
-`make docs` writes it into README.md between the markers; a test fails when the two differ.
+The kit's `Settings` first, then the app's own models, named as `module:Model` on the command
+line (`make docs` names the sample's, `app.settings:Settings`). It is written into README.md
+between the markers; a test fails when the two differ.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from pkgutil import resolve_name
 
-from app.settings import Settings
+from pydantic_settings import BaseSettings
+
 from launchers import LAUNCHERS, load
 from launchers.command import Launcher
 from launchers.preflight import server_settings
+from launchers.settings import Settings
 
 BEGIN, END = "<!-- settings-table: begin -->", "<!-- settings-table: end -->"
 
 
-def settings_table() -> str:
+def settings_table(app_models: Sequence[type[BaseSettings]] = ()) -> str:
     launchers = {name: load(name) for name in LAUNCHERS}
     server = server_settings()
     header = ["Variable", "Default", "Meaning", *launchers]
@@ -27,6 +33,12 @@ def settings_table() -> str:
         for launcher in launchers.values():
             row.append(_native(field, launcher) if field in server else "·")
         rows.append(row)
+    for model in app_models:  # the app's: read by the app alone, whatever serves it
+        for field, info in model.model_fields.items():
+            meaning = f"{info.description or ''} (`{model.__module__}`)"
+            rows.append(
+                [f"`{field.upper()}`", _value(info.default), meaning, *["·"] * len(launchers)]
+            )
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
@@ -46,14 +58,21 @@ def _native(field: str, launcher: Launcher) -> str:
     return f"no (it uses `{launcher.IGNORED.get(field)}`; warns)"
 
 
-def update(readme: Path) -> bool:
+def update(readme: Path, app_models: Sequence[type[BaseSettings]] = ()) -> bool:
     """Write the table into `readme`; True if it changed."""
     text = readme.read_text()
+    table = settings_table(app_models)
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    new = pattern.sub(lambda _: f"{BEGIN}\n{settings_table()}\n{END}", text)
+    new = pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text)
     readme.write_text(new)
     return new != text
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    models = [resolve_name(name) for name in (sys.argv[1:] if argv is None else argv)]
+    print("README.md updated" if update(Path("README.md"), models) else "README.md up to date")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(print("README.md updated" if update(Path("README.md")) else "README.md up to date"))
+    sys.exit(main())

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import get_args
+from typing import TypeVar, get_args, overload
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -16,7 +16,9 @@ from pydantic import SecretBytes, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings
 
-from app.settings import Settings
+from launchers.settings import Settings
+
+Model = TypeVar("Model", bound=BaseSettings)
 
 
 class ConfigError(Exception):
@@ -29,13 +31,18 @@ def report(error: ConfigError) -> int:
     return 2
 
 
-def load_settings(dotenv: Path = Path(".env")) -> Settings:
-    """The settings, or a ConfigError that names the variable, the value or the `.env` line."""
-    check_dotenv(dotenv)
+@overload
+def load_settings() -> Settings: ...
+@overload
+def load_settings(model: type[Model]) -> Model: ...
+def load_settings(model: type[BaseSettings] = Settings) -> BaseSettings:
+    """The settings of `model` (the kit's, or an app's own), or a ConfigError that names the
+    variable, the value or the `.env` line."""
+    check_dotenv(Path(".env"))
     try:
-        return Settings()
+        return model()
     except ValidationError as error:
-        raise from_validation(error) from None
+        raise from_validation(error, model=model) from None
 
 
 def check_dotenv(path: Path) -> None:
@@ -96,7 +103,7 @@ def _shown(field: str, value: object, model: type[BaseSettings]) -> str:
     info = model.model_fields.get(field)
     if info is not None and _secret(info.annotation):
         return " (value hidden)"
-    if field == "database_url" and isinstance(value, str):
+    if isinstance(value, str) and "://" in value:  # a URL's password, e.g. a database's
         value = _without_password(value)
     return f"={value!r}"
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from app.settings import Settings
-from launchers import APP
 from launchers.command import Command, cli_options
+from launchers.settings import Settings
 
 OPTIONS = {
     "host": "--host",
@@ -58,5 +57,5 @@ def notes(settings: Settings) -> list[str]:
 
 
 def command(settings: Settings) -> Command:
-    argv = [sys.executable, "-m", "fastapi", "run", "--entrypoint", APP]
+    argv = [sys.executable, "-m", "fastapi", "run", "--entrypoint", settings.app]
     return Command(argv + cli_options(settings, OPTIONS))

@@ -1,4 +1,4 @@
-"""The directory where workers share their Prometheus metrics (see `app.metrics`).
+"""The directory where workers share their Prometheus metrics (see `launchers.features.metrics`).
 
 It must be empty when a server starts, or the counters of an earlier run would be added to this
 one's, and it must be known to every worker before it imports prometheus-client: the managers

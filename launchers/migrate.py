@@ -1,40 +1,29 @@
-"""Database migrations, applied once by the launcher before any worker starts.
+"""The app's migrations, run once by the launcher before any worker starts (`MIGRATE`).
 
-Never by each worker at import or in its lifespan: several workers would race to apply the same
-migration, and a slow migration would hold every worker's start-up (and its health checks). A
-failure stops the launch with a message naming DATABASE_URL, before any server starts.
-`python -m launchers.migrate` applies them on its own, e.g. as a Kubernetes Job.
+What they are is the app's business: `MIGRATIONS` names a function (by default
+`migrations:upgrade` in the package of `APP`), called with no argument. A `ConfigError` it raises
+is reported as the launcher's own, one paragraph. `python -m launchers.migrate` runs it alone.
 """
 
 from __future__ import annotations
 
 import sys
+from pkgutil import resolve_name
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-
-from app import logs
-from app.settings import Settings
+from launchers import logs
 from launchers.errors import ConfigError, load_settings, report
-
-SCRIPTS = "app:migrations"
+from launchers.settings import Settings
 
 
 def upgrade(settings: Settings) -> None:
-    config = Config()
-    config.set_main_option("script_location", SCRIPTS)
-    config.attributes["url"] = settings.database_url
+    function = settings.migrations_function
+    if function is None:
+        return
     try:
-        command.upgrade(config, "head")
-    except (SQLAlchemyError, OSError) as error:
-        url = make_url(settings.database_url).render_as_string(hide_password=True)
-        reason = " ".join(str(getattr(error, "orig", None) or error).split())  # one paragraph
-        raise ConfigError(
-            f"DATABASE_URL={url}: cannot apply the migrations: {reason.rstrip('.')} (check that "
-            "the database is reachable and that its user may create tables)."
-        ) from None
+        run = resolve_name(function)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"MIGRATIONS={function!r} cannot be imported: {error}.") from None
+    run()
 
 
 def main() -> int:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import importlib.util
 import socket
 import ssl
 from pathlib import Path
 
-from app.settings import Settings
 from launchers import LAUNCHERS, load
 from launchers.command import Launcher
 from launchers.errors import ConfigError
+from launchers.settings import Settings
 
 
 def server_settings() -> frozenset[str]:
@@ -51,6 +52,23 @@ def _declared(field: str) -> int:
 
 def _listed(names: list[str]) -> str:
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
+
+
+def check_app(settings: Settings) -> None:
+    """Refuse an `APP` whose module cannot be found, by name, before any worker tries it. Found,
+    not imported: the workers import it (the attribute is theirs to find)."""
+    module = settings.app.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except ImportError as error:  # a parent package is missing, or fails to import
+        found, reason = None, str(error)
+    else:
+        reason = f"no module named {module!r}"
+    if found is None:
+        raise ConfigError(
+            f"APP={settings.app!r} cannot be served: {reason} (run from the directory that "
+            "holds it, or install it; APP is module:attribute, e.g. app.main:app)."
+        )
 
 
 def check_tls(settings: Settings, now: dt.datetime | None = None) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.settings import Settings
+from launchers.settings import Settings
 
 _QuotaReader = Callable[[Path], float | None]
 

@@ -1,18 +1,19 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.databases import SQLITE, postgresql_url
-from tests.servers import SETTINGS_ENV
+from tests.servers import is_setting
 
 
 @pytest.fixture(autouse=True)
 def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting from the developer's shell or `.env` reaches a test."""
-    for name in SETTINGS_ENV:
-        monkeypatch.delenv(name, raising=False)
+    for name in [name for name in os.environ if is_setting(name)]:
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
 

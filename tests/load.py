@@ -59,14 +59,15 @@ async def hammer(
     verify: ssl.SSLContext | bool = True,
     http2: bool = False,
     stop: asyncio.Event | None = None,
+    tally: Tally | None = None,
 ) -> Tally:
     """Send requests from `clients` keep-alive clients for `seconds` (at most `limit` in all),
-    or until `stop` is set.
+    or until `stop` is set. Counted in `tally`, if given, for the caller to watch meanwhile.
 
     With `http2`, each client offers HTTP/2 through ALPN (HTTPS only) and sends its requests
     one after another on one connection, as over HTTP/1.1.
     """
-    tally = Tally()
+    tally = Tally() if tally is None else tally
     deadline = time.monotonic() + seconds
     stop = stop or asyncio.Event()
     await asyncio.gather(

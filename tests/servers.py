@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -9,19 +10,31 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from app.settings import Settings
+from launchers.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+KIT_APP = "tests.kitapp:app"  # what `serve` serves unless told: the kit's tests need no sample
+SAMPLE_APP = "app.main:app"  # the sample's tests name it
 
-# Settings a developer's shell may carry; tests start from none of them.
-SETTINGS_ENV = {name.upper() for name in Settings.model_fields} | {"OTEL_SERVICE_NAME"}
+
+def _sample_settings() -> set[str]:
+    try:  # the sample's own settings, as long as it has them
+        from app.settings import Settings as SampleSettings
+    except ImportError:
+        return set()
+    return set(SampleSettings.model_fields)
+
+
+# Settings a developer's shell may carry; tests start from none of them (nor any OTEL_*).
+SETTINGS_ENV = {name.upper() for name in {*Settings.model_fields, *_sample_settings()}}
 
 
 def free_port() -> int:
@@ -30,9 +43,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def is_setting(name: str) -> bool:
+    return name.upper() in SETTINGS_ENV or name.upper().startswith("OTEL_")
+
+
 def clean_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in SETTINGS_ENV}
-    return env | {"PYTHONUNBUFFERED": "1"} | settings
+    """The environment a test's process starts with: none of the shell's settings, and the
+    repository importable, so that `tests.kitapp` is found from any working directory."""
+    env = {k: v for k, v in os.environ.items() if not is_setting(k)}
+    return env | {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)} | settings
 
 
 def trusting(ca: Path) -> ssl.SSLContext:
@@ -46,6 +65,10 @@ class Server:
     url: str
     log: Path
     verify: ssl.SSLContext | bool = True
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -62,10 +85,12 @@ def serve(
 ) -> Iterator[Server]:
     """Start `argv` in its own process group and yield once `ready` answers 200.
 
-    The working directory is a fresh one, so no `.env` of the developer's leaks in. With `ca`,
-    the server speaks HTTPS at https://localhost:PORT and `Server.verify` trusts only that CA.
+    It serves `APP` if given, else the kit's test app. The working directory is a fresh one, so
+    no `.env` of the developer's leaks in. With `ca`, the server speaks HTTPS at
+    https://localhost:PORT and `Server.verify` trusts only that CA.
     """
     port = free_port()
+    settings.setdefault("APP", KIT_APP)
     # In the working directory, even for `make -C repository`: tests never write to the clone.
     settings.setdefault("DATABASE_URL", f"sqlite:///{workdir}/data/app.db")
     env = clean_env(PORT=str(port), **settings)
@@ -108,6 +133,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20, what: str = "co
         time.sleep(0.05)
 
 
+async def until(
+    predicate: Callable[[], bool], timeout: float = 20, what: str = "condition"
+) -> None:
+    """`wait_for` in a coroutine: the event loop runs meanwhile (a load, a request held)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Kill the whole process group: the manager and every worker it started."""
     with suppress(ProcessLookupError):
@@ -148,9 +183,30 @@ def settled_workers(manager: int, count: int, timeout: float = 20) -> set[int]:
     raise AssertionError(f"manager {manager} did not settle on {count} workers: {previous}")
 
 
+def replaced(manager: int, old: set[int], timeout: float = 30) -> set[int]:
+    """The manager's workers, as many as `old`, once none of `old` is among them."""
+    deadline = time.monotonic() + timeout
+    while (current := settled_workers(manager, len(old), timeout)) & old:
+        assert time.monotonic() < deadline, f"old workers {current & old} never all replaced"
+    return current
+
+
 def running() -> set[int]:
     """Pids of every process that runs (zombies excluded)."""
     return {p.pid for p in _processes()}
+
+
+def tree(root: int) -> list[int]:
+    """A process and all its running descendants, `root` first."""
+    children: dict[int, list[int]] = {}
+    for process in _processes():
+        children.setdefault(process.ppid, []).append(process.pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
 
 
 @dataclass(frozen=True)
@@ -172,3 +228,24 @@ def _processes() -> Iterator[_Process]:
             continue  # exited while we looked
         if state != "Z":
             yield _Process(int(stat.parent.name), int(ppid), int(pgid), cmdline)
+
+
+def refused(port: int) -> bool:
+    """Whether a connection to 127.0.0.1:`port` is refused (nothing listens there any more)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def with_asgi(app: Any, check: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+    """Run `check` against `app` through httpx's ASGI transport, its lifespan running."""
+
+    async def go() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                await check(client)
+
+    asyncio.run(go())

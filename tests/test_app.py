@@ -1,56 +1,30 @@
-"""Every endpoint through httpx against the ASGI app, with its lifespan running."""
+"""The sample's own: its endpoints (`app.main`) through httpx, its lifespan running, and its
+settings' errors as the launchers report them. The kit's features are tested on the kit's test app
+(`tests/test_features.py`)."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import os
-import signal
 from collections.abc import Awaitable, Callable
-from types import FrameType
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
-from app.main import create_app
+from app.main import build_app
 from app.settings import Settings
+from launchers.settings import Settings as ServerSettings
+from tests.servers import free_port, with_asgi
+from tests.test_cli import assert_clear_error, run
 
 Check = Callable[[httpx.AsyncClient], Awaitable[None]]
 
 
 def with_app(check: Check, **settings: Any) -> None:
-    app = create_app(Settings.model_validate(settings))
-
-    async def go() -> None:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                await check(client)
-
-    asyncio.run(go())
-
-
-def test_probes() -> None:
-    async def check(client: httpx.AsyncClient) -> None:
-        assert (await client.get("/healthz")).json() == {"status": "ok"}
-        ready = await client.get("/readyz")
-        assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
-
-    with_app(check)
-
-
-def test_startup_heap_is_frozen_out_of_full_collections() -> None:
-    """What start-up made is walked by no collection after it (README: fastapi-cli's p99)."""
-    gc.unfreeze()
-
-    async def check(client: httpx.AsyncClient) -> None:
-        assert gc.get_freeze_count() > 10_000  # the modules, the app and its routes
-
-    try:
-        with_app(check)
-    finally:
-        gc.unfreeze()
+    app = build_app(Settings.model_validate(settings), ServerSettings.model_validate(settings))
+    with_asgi(app, check)
 
 
 def test_info_reports_this_process_and_how_it_is_served() -> None:
@@ -72,7 +46,7 @@ def test_demo_sleep_awaits_and_is_bounded() -> None:
         assert (await client.get("/demo/sleep", params={"seconds": 31})).status_code == 422
         assert (await client.get("/demo/sleep", params={"seconds": -1})).status_code == 422
 
-    with_app(check)
+    with_app(check, demo_endpoints=True)
 
 
 def test_demo_cpu_burns_and_is_bounded() -> None:
@@ -82,42 +56,58 @@ def test_demo_cpu_burns_and_is_bounded() -> None:
         assert (await client.get("/demo/cpu", params={"ms": 2001})).status_code == 422
         assert (await client.get("/demo/cpu", params={"ms": 0})).status_code == 422
 
-    with_app(check)
+    with_app(check, demo_endpoints=True)
 
 
-def test_demo_endpoints_switched_off() -> None:
+def test_demo_endpoints_are_off_by_default() -> None:
     async def check(client: httpx.AsyncClient) -> None:
         assert (await client.get("/demo/sleep", params={"seconds": 0})).status_code == 404
         assert (await client.get("/demo/cpu")).status_code == 404
         assert (await client.get("/healthz")).status_code == 200
 
-    with_app(check, demo_endpoints=False)
-
-
-def test_readyz_turns_503_on_sigterm_and_the_server_handler_still_runs() -> None:
-    """The lifespan chains onto the server's SIGTERM handler: drain first, then the server's."""
-    received: list[int] = []
-
-    def server_handler(sig: int, frame: FrameType | None) -> None:
-        received.append(sig)
-
-    previous = signal.signal(signal.SIGTERM, server_handler)
-    try:
-
-        async def check(client: httpx.AsyncClient) -> None:
-            signal.raise_signal(signal.SIGTERM)
-            ready = await client.get("/readyz")
-            assert (ready.status_code, ready.json()) == (503, {"status": "draining"})
-            assert (await client.get("/healthz")).status_code == 200
-
-        with_app(check)
-        assert received == [signal.SIGTERM]
-        assert signal.getsignal(signal.SIGTERM) is server_handler, "restored after the lifespan"
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with_app(check)
 
 
 def test_app_object_is_importable_as_the_entrypoint() -> None:
     from app.main import app
 
     assert isinstance(app, FastAPI)
+
+
+# --- The sample's DATABASE_URL, checked by its settings and its migrations ---------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("nonsense", "DATABASE_URL='nonsense' is not a database URL (e.g. sqlite:///data/app.db)"),
+        ("mysql://u@h/db", "DATABASE_URL='mysql://u@h/db' is a 'mysql' database: use sqlite or"),
+    ],
+)
+def test_database_url_that_is_wrong(tmp_path: Path, url: str, problem: str) -> None:
+    assert_clear_error(run(tmp_path, "uvicorn", DATABASE_URL=url), problem)
+
+
+@pytest.mark.parametrize("password", ["s3cr@t", "s3/cr@t"])
+def test_database_url_that_is_wrong_shows_no_password(tmp_path: Path, password: str) -> None:
+    result = run(tmp_path, "uvicorn", DATABASE_URL=f"mysql://app:{password}@db/app")
+    assert_clear_error(result, "DATABASE_URL='mysql://app:***@db/app' is a 'mysql' database")
+    assert "s3" not in result.stderr
+
+
+def test_database_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:
+    url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/app"
+    result = run(tmp_path, "gunicorn", DATABASE_URL=url)
+    assert_clear_error(
+        result,
+        "DATABASE_URL=postgresql+psycopg://app:***@127.0.0.1:",
+        "cannot apply the migrations",
+    )
+    assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_sqlite_file_that_cannot_be_made(tmp_path: Path) -> None:
+    result = run(tmp_path, "uvicorn", DATABASE_URL="sqlite:////proc/no/app.db")
+    assert_clear_error(
+        result, "DATABASE_URL=sqlite:////proc/no/app.db: cannot apply the migrations"
+    )

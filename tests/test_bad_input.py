@@ -14,7 +14,9 @@ from functools import partial
 import httpx
 import pytest
 
-from tests.servers import Server, launcher, serve
+from tests.servers import Server, launcher, serve, wait_for
+
+BLOCKING = "blocking the event loop"  # what the test app logs as `/block` begins
 
 
 @dataclass
@@ -24,7 +26,7 @@ class Target:
 
     @property
     def port(self) -> int:
-        return int(self.server.url.rsplit(":", 1)[1])
+        return self.server.port
 
     @property
     def protected(self) -> bool:
@@ -74,6 +76,16 @@ def exchange(port: int, chunks: list[bytes], pause: float = 0, timeout: float = 
         return received
 
 
+def until_answered(sock: socket.socket) -> bytes:
+    """The response to a request for a small JSON document, on a connection kept open."""
+    received = b""
+    while b"\r\n\r\n" not in received or not received.endswith(b"}"):
+        data = sock.recv(65536)
+        assert data, f"closed, having sent {received!r}"  # b"" would spin for ever
+        received += data
+    return received
+
+
 def status(response: bytes) -> int:
     return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
 
@@ -99,7 +111,7 @@ def test_overlong_url(target: Target) -> None:
 
 
 def test_announced_huge_body_gets_413_at_once(target: Target) -> None:
-    head = b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     started = time.monotonic()
     response = exchange(target.port, [head + b"Content-Length: 52428800\r\n\r\n"])
     assert time.monotonic() - started < 2
@@ -109,7 +121,7 @@ def test_announced_huge_body_gets_413_at_once(target: Target) -> None:
 
 
 def test_chunked_body_over_the_limit_gets_413(target: Target) -> None:
-    head = b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     chunk = b"4000\r\n" + b"x" * 0x4000 + b"\r\n"  # 16 KiB each, and never a Content-Length
     response = exchange(
         target.port, [head + b"Transfer-Encoding: chunked\r\n\r\n", *[chunk] * 64], pause=0.01
@@ -120,7 +132,7 @@ def test_chunked_body_over_the_limit_gets_413(target: Target) -> None:
 
 def test_invalid_json_gets_a_useful_422(target: Target) -> None:
     response = httpx.post(
-        target.server.url + "/demo/echo",
+        target.server.url + "/echo",
         content=b'{"text": "unterminated',
         headers={"content-type": "application/json"},
     )
@@ -130,7 +142,7 @@ def test_invalid_json_gets_a_useful_422(target: Target) -> None:
 
 
 def test_invalid_field_gets_a_useful_422(target: Target) -> None:
-    response = httpx.post(target.server.url + "/demo/echo", json={"text": ""})
+    response = httpx.post(target.server.url + "/echo", json={"text": ""})
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert (error["loc"], error["type"]) == (["body", "text"], "string_too_short")
@@ -162,7 +174,7 @@ def test_pipelined_requests_each_get_their_whole_response(target: Target) -> Non
     requests = [
         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
         b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n%s" % (len(echo), echo),
         b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     ]
@@ -196,12 +208,16 @@ def test_a_response_outlives_its_turn_being_blocked_past_the_keep_alive_timeout(
     handler blocks the loop past KEEP_ALIVE_TIMEOUT=1 must still reach its client, although the
     connection's keep-alive timer is due before the turn's end comes round."""
     connect = partial(socket.create_connection, ("127.0.0.1", target.port), timeout=5)
+    blocking = target.server.output().count(BLOCKING)
     with connect() as busy, connect() as quick, connect() as blocker:
-        time.sleep(0.2)  # all three accepted
-        busy.sendall(b"GET /demo/block?seconds=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.2)  # the loop is blocked: the next two requests are read in one turn
+        for sock in (busy, quick, blocker):  # each accepted: it is answered
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status(until_answered(sock)) == 200
+        busy.sendall(b"GET /block?seconds=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Once the loop is blocked, the next two requests are read in one turn.
+        wait_for(lambda: target.server.output().count(BLOCKING) > blocking, 5, "a blocked loop")
         quick.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        blocker.sendall(b"GET /demo/block?seconds=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        blocker.sendall(b"GET /block?seconds=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
         received = b""
         while data := quick.recv(65536):  # until the keep-alive timer closes it
             received += data
@@ -242,12 +258,7 @@ def test_idle_connection_is_closed_after_the_keep_alive_timeout(target: Target) 
 def test_a_body_sent_after_its_answer_still_leaves_the_connection_timed(target: Target) -> None:
     with socket.create_connection(("127.0.0.1", target.port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
-        received = b""
-        while b"\r\n\r\n" not in received or not received.endswith(b"}"):
-            data = sock.recv(65536)
-            assert data, f"closed, having sent {received!r}"
-            received += data
-        assert status(received) == 200  # answered, its body unread
+        assert status(until_answered(sock)) == 200  # answered, its body unread
         sock.sendall(b"0123456789")
         assert_timed_out(sock, target)  # stock uvicorn: the body's arrival stopped its timer
 
@@ -277,7 +288,7 @@ def test_requests_beyond_the_limit_get_503(
     """MAX_CONNECTIONS counts requests in progress: idle connections do not take its places."""
     workdir = tmp_path_factory.mktemp(name)
     with serve(launcher(name), workdir, WEB_CONCURRENCY="1", MAX_CONNECTIONS="3") as server:
-        port = int(server.url.rsplit(":", 1)[1])
+        port = server.port
         probe = partial(exchange, port, [b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + CLOSE])
         held = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(3)]
         try:
@@ -285,7 +296,7 @@ def test_requests_beyond_the_limit_get_503(
             # Held well past the polling deadline: on a loaded machine the three may take a
             # while to start, and must still be running when the probe is refused.
             for sock in held:
-                sock.sendall(b"GET /demo/sleep?seconds=10 HTTP/1.1\r\nHost: x\r\n" + CLOSE)
+                sock.sendall(b"GET /sleep?seconds=10 HTTP/1.1\r\nHost: x\r\n" + CLOSE)
             deadline = time.monotonic() + 5
             while (response := probe()) and status(response) == 200:  # until the three run
                 assert time.monotonic() < deadline, "never refused"
@@ -321,7 +332,7 @@ def test_a_flood_of_idle_connections_leaves_the_worker_answering(
     with serve(
         launcher(name), workdir, WEB_CONCURRENCY="1", MAX_CONNECTIONS="50", KEEP_ALIVE_TIMEOUT="60"
     ) as server:
-        port = int(server.url.rsplit(":", 1)[1])
+        port = server.port
         idle: list[socket.socket] = []
         try:
             for _ in range(FLOOD):

@@ -14,7 +14,7 @@ import pytest
 
 from bench import report, servers, wrk
 from bench.__main__ import worker_counts
-from tests.servers import ROOT, clean_env, launcher, serve
+from tests.servers import ROOT, clean_env, launcher, serve, tree
 
 needs_wrk = pytest.mark.skipif(
     not wrk.available(), reason="wrk is not installed (apt-get install wrk)"
@@ -35,7 +35,7 @@ def test_the_rate_leaves_out_the_start_of_a_load(tmp_path: Path) -> None:
     # The server stopped while wrk connects and sends: wrk's own figure counts that stall, as it
     # counts a run's TLS handshakes; the rate we take starts once the warm-up is over.
     with serve(launcher("uvicorn"), tmp_path, WEB_CONCURRENCY="1") as server:
-        pids = servers.tree(server.proc.pid)
+        pids = tree(server.proc.pid)
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         try:
@@ -80,7 +80,7 @@ def test_two_servers_measured_together_share_one_cpu(tmp_path: Path) -> None:
         servers.running(raw, 2, tmp_path, cpus={usable[0]}) as first,
         servers.running(raw, 1, tmp_path, cpus={usable[0]}) as second,
     ):
-        pids = servers.tree(first.proc.pid) + servers.tree(second.proc.pid)
+        pids = tree(first.proc.pid) + tree(second.proc.pid)
         assert len(pids) >= 3 + 1, "a manager and its two workers, and a single process"
         assert {frozenset(os.sched_getaffinity(pid)) for pid in pids} == {frozenset(usable[:1])}
         loads = wrk.together([first.url + "/info", second.url + "/info"], 1, {usable[-1]})

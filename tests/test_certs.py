@@ -1,16 +1,21 @@
-"""Development certificates: a CA reused byte for byte, a server certificate reissued when due."""
+"""Development certificates: a CA reused byte for byte, a server certificate reissued when due;
+the stores that trust the CA, and a failure when one could not be changed."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import trustme
 from cryptography import x509
 
+from devtls import trust
 from devtls.certs import VALIDITY, CertPaths, ensure, names_of
 from launchers.errors import ConfigError
 from tests.servers import clean_env
@@ -103,3 +108,43 @@ def test_make_certs_from_the_command_line(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: TLS_NAMES='bad name' is not valid")
     assert "Traceback" not in bad.stderr
+
+
+def test_trust_fails_when_certutil_is_missing(tmp_path: Path) -> None:
+    paths = CertPaths(tmp_path / "certs")
+    ensure(paths)
+    home = tmp_path / "home"
+    home.mkdir()
+    bare = tmp_path / "bin"  # a PATH with no certutil on it
+    bare.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "devtls.trust", "install", str(paths.ca), "--store", "nss"],
+        env=clean_env(PATH=str(bare), HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 1, run
+    assert "trust: Chromium and Firefox: not changed: certutil is missing. Install " in run.stderr
+    assert "libnss3-tools" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (home / ".pki").exists()
+
+
+def test_trust_fails_when_the_system_store_needs_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = CertPaths(tmp_path / "certs")
+    ensure(paths)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # as an ordinary user would run it
+    assert trust.main(["install", str(paths.ca), "--store", "system"]) == 1
+    said = capsys.readouterr().err
+    assert "not changed: " in said, said  # it needs root, with the command; or no store found
+
+
+def test_a_trusted_ca_is_named_after_its_organisation(tmp_path: Path) -> None:
+    """Not after the code's current name: a CA trusted before `make rename` is still found."""
+    ca = trustme.CA(organization_name="old-name development CA")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    nickname = trust.CA.read(tmp_path / "ca.pem").nickname
+    assert re.fullmatch(r"old-name-development-ca-[0-9a-f]{16}", nickname), nickname

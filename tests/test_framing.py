@@ -11,14 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from launchers.framing import refusal
+from launchers.uvicorn.framing import refusal
 from tests.servers import launcher, serve
 
 BODY_TIMEOUT = 1.0
 # Behind every case: answered only if the server took the bytes before it as a whole request.
 PIPELINED = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 GET = b"GET /info HTTP/1.1\r\n"
-POST = b"POST /demo/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+POST = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 ECHO = b'{"text": "hello"}'  # 17 bytes, 0x11
 CHUNKED = b"Transfer-Encoding: chunked\r\n\r\n"
 LAST = b"\r\n0\r\n\r\n"
@@ -29,7 +29,7 @@ def port(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     name: str = request.param
     workdir = tmp_path_factory.mktemp(name)
     with serve(launcher(name), workdir, WEB_CONCURRENCY="1", BODY_TIMEOUT=str(BODY_TIMEOUT)) as s:
-        yield int(s.url.rsplit(":", 1)[1])
+        yield s.port
 
 
 def until_closed(sock: socket.socket, timeout: float = 5) -> bytes:
@@ -63,7 +63,7 @@ def status(head: bytes) -> int:
 
 
 # (request, status): what RFC 9112 says to refuse. The first group is refused by our protocol
-# (launchers.framing), the rest by httptools (llhttp) already: kept here so that neither a
+# (launchers.uvicorn.framing), the rest by httptools (llhttp) already: kept here so that neither a
 # parser upgrade nor a leniency turned on quietly lets one through.
 REFUSED = [
     pytest.param(GET + b"\r\n", 400, id="3.2-no-host"),
@@ -311,7 +311,7 @@ def test_a_body_sent_in_time_is_served(port: int) -> None:
     assert json.loads(answer)["length"] == 5
 
 
-SLEEP = b"GET /demo/sleep?seconds=2.5 HTTP/1.1\r\nHost: x\r\n"
+SLEEP = b"GET /sleep?seconds=2.5 HTTP/1.1\r\nHost: x\r\n"
 
 
 @pytest.mark.parametrize(

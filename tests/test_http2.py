@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from devtls.certs import CertPaths, ensure
-from tests.load import hammer
-from tests.servers import Server, launcher, serve, settled_workers
+from tests.load import Tally, hammer
+from tests.servers import Server, launcher, replaced, serve, settled_workers, until
 
 MANAGERS = ["uvicorn", "gunicorn"]
 VERSIONS = {"HTTP/1.1": False, "HTTP/2": True}  # what the load's clients speak: http2=
@@ -42,20 +42,17 @@ async def _serving(server: Server, pids: set[int], timeout: float = 20) -> None:
                 seen.add((await client.get(server.url + "/info")).json()["pid"])
 
 
-async def _reload_twice(server: Server, first: set[int], done: asyncio.Event) -> list[set[int]]:
+async def _reload_twice(
+    server: Server, first: set[int], load: Tally, done: asyncio.Event
+) -> list[set[int]]:
     """SIGHUP, then wait until new workers replaced every old one and serve, twice; the
     generations of workers, in order. (gunicorn stops the old workers as soon as it has forked
     the new ones: a second SIGHUP any sooner would stop workers that never served.)"""
-    manager = server.proc.pid
     generations = [first]
-    await asyncio.sleep(1)
+    await until(lambda: load.ok > 50, what="the load under way")
     for _ in range(2):
         server.proc.send_signal(signal.SIGHUP)
-        current = generations[-1]
-        deadline = time.monotonic() + 30
-        while current & generations[-1]:
-            assert time.monotonic() < deadline, f"old workers {current} never all replaced"
-            current = await asyncio.to_thread(settled_workers, manager, 2)
+        current = await asyncio.to_thread(replaced, server.proc.pid, generations[-1])
         await _serving(server, current)
         generations.append(current)
     done.set()
@@ -80,15 +77,16 @@ def test_reloads_under_load_fail_no_request(
         first = settled_workers(server.proc.pid, 2)
 
         async def run() -> tuple[int, dict[str, int], dict[str, int], set[int], list[set[int]]]:
-            done = asyncio.Event()
+            done, tally = asyncio.Event(), Tally()
             load = hammer(
                 server.url + "/info",
                 seconds=45,
                 verify=server.verify,
                 http2=VERSIONS[version],
                 stop=done,
+                tally=tally,
             )
-            tally, generations = await asyncio.gather(load, _reload_twice(server, first, done))
+            _, generations = await asyncio.gather(load, _reload_twice(server, first, tally, done))
             return tally.ok, dict(tally.failures), dict(tally.versions), tally.pids, generations
 
         ok, failures, versions, pids, generations = asyncio.run(run())

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.db import CONNECT_TIMEOUT
 from app.outage import is_outage
-from tests.servers import Server, clean_env, launcher, serve, wait_for
+from tests.servers import SAMPLE_APP, Server, clean_env, launcher, serve, wait_for
 from tests.test_notes import post
 
 UNAVAILABLE = {"detail": "The database is unavailable; try again later."}
@@ -114,7 +114,7 @@ def assert_unavailable(server: Server) -> None:
         assert response.status_code == 503, response.text
         assert response.json() == UNAVAILABLE
         assert response.headers["retry-after"] == "5"
-    # Liveness and readiness say nothing of the database: see app.health.
+    # Liveness and readiness say nothing of the database: see launchers.features.probes.
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/readyz")
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
@@ -150,6 +150,7 @@ def test_postgresql_goes_away_and_comes_back(postgresql: str, tmp_path: Path) ->
         serve(
             launcher("uvicorn"),
             tmp_path,
+            APP=SAMPLE_APP,
             WEB_CONCURRENCY="1",
             LOG_FORMAT="json",
             DATABASE_URL=proxied,
@@ -176,7 +177,13 @@ def test_postgresql_that_stops_answering_is_given_up_on(postgresql: str, tmp_pat
     url = postgresql
     with (
         proxy_to(url) as (proxy, proxied),
-        serve(launcher("uvicorn"), tmp_path, WEB_CONCURRENCY="1", DATABASE_URL=proxied) as server,
+        serve(
+            launcher("uvicorn"),
+            tmp_path,
+            APP=SAMPLE_APP,
+            WEB_CONCURRENCY="1",
+            DATABASE_URL=proxied,
+        ) as server,
     ):
         assert post(server.url, {"text": "before"}).status_code == 201
         proxy.silent = True
@@ -198,6 +205,7 @@ def test_sqlite_file_that_cannot_be_opened(tmp_path: Path) -> None:
     with serve(
         launcher("uvicorn"),
         tmp_path,
+        APP=SAMPLE_APP,
         WEB_CONCURRENCY="1",
         LOG_FORMAT="json",
         MIGRATE="false",  # the launcher would stop on it, before serving
@@ -228,6 +236,7 @@ def test_a_missing_table_is_a_bug_not_an_outage(tmp_path: Path) -> None:
     with serve(
         launcher("uvicorn"),
         tmp_path,
+        APP=SAMPLE_APP,
         WEB_CONCURRENCY="1",
         LOG_FORMAT="json",
         MIGRATE="false",

@@ -6,27 +6,32 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.load import hammer
+from tests.load import Tally, hammer
 from tests.scrape import info_count, scrape
 from tests.servers import (
     Server,
     group_alive,
     launcher,
+    refused,
+    replaced,
     running,
     serve,
     settled_workers,
+    until,
     wait_for,
     workers,
 )
 
-MANAGERS = ["uvicorn", "gunicorn"]
+# Drains, reloads and recycling under load fail no request on these; gunicorn's own ASGI worker
+# fails a few in some runs (README, "Launchers": gunicorn-asgi), so it is left out of those.
+STEADY = ["uvicorn", "gunicorn"]
+MANAGERS = [*STEADY, "gunicorn-asgi"]
 # granian too, where it behaves as they do (README, "Launchers": what it lacks).
 SERVERS = [*MANAGERS, "granian"]
 
@@ -41,27 +46,34 @@ def serving_pids(url: str) -> set[int]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", STEADY)
 def test_rolling_reload_under_load_fails_no_request(name: str, tmp_path: Path) -> None:
     with serve(launcher(name), tmp_path, WEB_CONCURRENCY="2") as server:
         manager = server.proc.pid
         first = settled_workers(manager, 2)
 
-        async def reload_twice() -> None:
-            await asyncio.sleep(1)
-            server.proc.send_signal(signal.SIGHUP)
-            await asyncio.sleep(4)
-            server.proc.send_signal(signal.SIGHUP)
+        async def reload_twice(tally: Tally, done: asyncio.Event) -> None:
+            await until(lambda: tally.ok > 300, what="the load under way")
+            generations = [first]
+            for _ in range(2):
+                server.proc.send_signal(signal.SIGHUP)
+                generations.append(await asyncio.to_thread(replaced, manager, generations[-1]))
+
+                def loaded(served: int = tally.ok) -> bool:  # the new workers, and 300 more
+                    return bool(generations[-1] & tally.pids) and tally.ok > served + 300
+
+                await until(loaded, what="the new workers under load")
+            done.set()
 
         async def run() -> tuple[int, int, dict[str, int]]:
-            tally, _ = await asyncio.gather(
-                hammer(server.url + "/info", seconds=10), reload_twice()
-            )
+            tally, done = Tally(), asyncio.Event()
+            load = hammer(server.url + "/info", seconds=60, stop=done, tally=tally)
+            await asyncio.gather(load, reload_twice(tally, done))
             return tally.ok, tally.failed, dict(tally.failures)
 
         ok, failed, failures = asyncio.run(run())
         assert (failed, failures) == (0, {})
-        assert ok > 1000, "the load really ran"
+        assert ok > 900, "the load really ran"
         assert not settled_workers(manager, 2) & first, "every worker was replaced"
         assert info_count(scrape(server.url)) >= ok, "the old workers' counts outlive them"
         assert "Traceback" not in server.output()
@@ -98,18 +110,10 @@ def test_max_requests_recycles_workers_under_load_fails_no_request(
 async def _slow_requests(url: str, count: int, seconds: float) -> list[int]:
     async def one() -> int:
         async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.get(url + "/demo/sleep", params={"seconds": seconds})
+            response = await client.get(url + "/sleep", params={"seconds": seconds})
             return response.status_code
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
-
-
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 def in_flight(url: str, workers_count: int) -> int:
@@ -124,7 +128,7 @@ def in_flight(url: str, workers_count: int) -> int:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("name", MANAGERS)
+@pytest.mark.parametrize("name", STEADY)
 def test_sigterm_drains_in_flight_requests_then_exits_0(name: str, tmp_path: Path) -> None:
     graceful = 10
     with serve(
@@ -152,8 +156,7 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(name: str, tmp_path: Pat
                 assert time.monotonic() - started < 3
             # New connections are refused (once every worker has begun to drain), while the
             # slow requests are still in flight.
-            port = int(server.url.rsplit(":", 1)[1])
-            await asyncio.to_thread(wait_for, lambda: _refused(port), 2, "refused connections")
+            await asyncio.to_thread(wait_for, lambda: refused(server.port), 2, "refusals")
             assert not slow.done()
             return await slow, statuses
 
@@ -189,17 +192,14 @@ def test_worker_with_a_blocked_event_loop_is_replaced(name: str, tmp_path: Path)
         async def block() -> BaseException | None:
             async with httpx.AsyncClient(timeout=60) as client:
                 try:
-                    await client.get(server.url + "/demo/block", params={"seconds": 60})
+                    await client.get(server.url + "/block", params={"seconds": 60})
                 except httpx.HTTPError as error:
                     return error  # the worker died under it, as it should
             return None
 
         async def scenario() -> BaseException | None:
             blocked = asyncio.ensure_future(block())
-            started = time.monotonic()
-            while stuck in workers(manager):
-                assert time.monotonic() - started < 20, "the stuck worker was never killed"
-                await asyncio.sleep(0.1)
+            await until(lambda: stuck not in workers(manager), 20, "the stuck worker killed")
             return await blocked
 
         assert isinstance(asyncio.run(scenario()), httpx.RemoteProtocolError)
@@ -207,11 +207,14 @@ def test_worker_with_a_blocked_event_loop_is_replaced(name: str, tmp_path: Path)
         wait_for(lambda: bool(serving_pids(server.url) - {stuck}), what="the replacement serving")
 
 
+DRAINING = "Waiting for connections to close"  # what uvicorn's server says as it drains
+
+
 def _hold_slow_request(server: Server) -> asyncio.Future[int | str]:
     async def slow() -> int | str:
         async with httpx.AsyncClient(timeout=60) as client:
             try:
-                response = await client.get(server.url + "/demo/sleep", params={"seconds": 30})
+                response = await client.get(server.url + "/sleep", params={"seconds": 30})
             except httpx.HTTPError as error:
                 return type(error).__name__
             return response.status_code
@@ -234,15 +237,19 @@ def test_second_ctrl_c_stops_at_once(name: str, tmp_path: Path) -> None:
             slow = _hold_slow_request(server)
             await _until_in_flight(server)
             os.killpg(server.proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
-            await asyncio.sleep(0.5)
+            # gunicorn's own worker logs nothing as it drains: its master's line must do.
+            marker = "Handling signal: int" if name == "gunicorn-asgi" else DRAINING
+            await until(lambda: marker in server.output(), 10, "the worker draining")
             assert server.proc.poll() is None, "the first Ctrl-C drains: it does not stop"
+            assert not slow.done(), "the request held is still served"
             started = time.monotonic()
             os.killpg(server.proc.pid, signal.SIGINT)
             await asyncio.to_thread(server.proc.wait, 10)
             assert time.monotonic() - started < 5
             return await slow
 
-        assert asyncio.run(scenario()) == "RemoteProtocolError"
+        # Cut, or answered 500 where the worker cancels it before its manager kills it.
+        assert asyncio.run(scenario()) in ("RemoteProtocolError", 500)
         assert not group_alive(server.proc.pid)
 
 

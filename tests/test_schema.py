@@ -20,10 +20,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.checks import not_a_server_error
 
-from app.main import create_app
+from app.main import build_app
 from app.settings import Settings
+from launchers.settings import Settings as ServerSettings
 from tests.databases import empty
-from tests.servers import Server, launcher, serve
+from tests.servers import SAMPLE_APP, Server, launcher, serve
 
 # Hypothesis keeps its caches in `.hypothesis/` of the working directory at import, the clone's:
 # tests never write there.
@@ -36,13 +37,15 @@ EXAMPLES = 60  # per operation: a bounded run, fast enough for every `make test`
 def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     empty(database)
     workdir: Path = tmp_path_factory.mktemp("schema")
-    with serve(launcher("uvicorn"), workdir, WEB_CONCURRENCY="1", DATABASE_URL=database) as s:
+    with serve(
+        launcher("uvicorn"), workdir, APP=SAMPLE_APP, WEB_CONCURRENCY="1", DATABASE_URL=database
+    ) as s:
         yield s
 
 
 # The document the server serves, made by the same code (a test below checks that it is): the
 # operations must be known when pytest collects, before any server runs.
-DOCUMENT = create_app(Settings(_env_file=None, demo_endpoints=True)).openapi()
+DOCUMENT = build_app(Settings(_env_file=None), ServerSettings(_env_file=None)).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT).exclude(path_regex="^/demo/")
 
 

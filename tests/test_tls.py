@@ -85,7 +85,7 @@ def tls11_capable(certs: CertPaths) -> None:
 def test_make_run_tls(launcher: str, certs: CertPaths, tmp_path: Path) -> None:
     argv = make("run-tls", f"LAUNCHER={launcher}", f"CERTS={certs.directory}")
     with serve(argv, tmp_path, ca=certs.ca, WEB_CONCURRENCY="2", HTTP2="true") as server:
-        port = int(server.url.rsplit(":", 1)[1])
+        port = server.port
         info = httpx.get(server.url + "/info", verify=server.verify).json()
         assert (info["launcher"], info["workers"], info["tls"]) == (launcher, 2, True)
         # The certificate names both localhost and 127.0.0.1, and only our CA vouches for it.
@@ -108,7 +108,7 @@ def test_make_run_tls(launcher: str, certs: CertPaths, tmp_path: Path) -> None:
             timeout=30,
         )
         assert python.stdout == "True\n", python.stderr
-    assert f"{launcher}: serving app.main:app at https://localhost:{port}" in server.output()
+    assert f"{launcher}: serving tests.kitapp:app at https://localhost:{port}" in server.output()
     assert f"they trust {certs.ca}: `make trust`" in server.output()
 
 

@@ -1,8 +1,8 @@
 """uvicorn's own test suite, run against the uvicorn internals we override.
 
-`launchers.protocol.HttpToolsProtocol`, the zttp protocols of `launchers.zttp_protocol` and
-`launchers.supervisor.Supervisor` subclass private uvicorn classes and use their attributes. Here
-the installed uvicorn's tests, from its sdist, run with ours in their place
+`launchers.uvicorn.protocol.HttpToolsProtocol`, the zttp protocols of `launchers.uvicorn.zttp`
+and `launchers.uvicorn.supervisor.Supervisor` subclass private uvicorn classes and use their
+attributes. Here the installed uvicorn's tests, from its sdist, run with ours in their place
 (`tests/uvicorn_suite.py`): exactly the tests `uvicorn_contract.txt` lists must fail, so a uvicorn
 upgrade names the tests it broke, and the list cannot go stale.
 """
@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import tomllib
 import weakref
 from collections.abc import Callable
@@ -33,9 +32,9 @@ import pytest
 import uvloop
 from uvicorn.server import ServerState
 
-from launchers.limits import Config
-from launchers.protocol import HttpToolsProtocol
-from tests.servers import clean_env, stop
+from launchers.uvicorn.limits import Config
+from launchers.uvicorn.protocol import HttpToolsProtocol
+from tests.servers import clean_env, stop, until
 
 HERE = Path(__file__).resolve().parent
 CONTRACT = HERE / "uvicorn_contract.txt"
@@ -59,11 +58,11 @@ DOWNLOAD_TIMEOUT = 90  # pip builds the sdist's metadata, fetching its build bac
 SUITE_TIMEOUT = 180  # the whole run; one hung test is stopped by the per-test timeout first
 TEST_TIMEOUT = 30
 OURS = {  # what `uvicorn_suite` must have put in place of each of uvicorn's classes
-    "httptools": "launchers.protocol.HttpToolsProtocol",
-    "auto": "launchers.protocol.HttpToolsProtocol",
-    "zttp": "launchers.zttp_protocol.ZttpProtocol",
-    "zttp_h2": "launchers.zttp_protocol.ZttpH2Protocol",
-    "auto_zttp": "launchers.zttp_protocol.AutoZttpProtocol",
+    "httptools": "launchers.uvicorn.protocol.HttpToolsProtocol",
+    "auto": "launchers.uvicorn.protocol.HttpToolsProtocol",
+    "zttp": "launchers.uvicorn.zttp.ZttpProtocol",
+    "zttp_h2": "launchers.uvicorn.zttp.ZttpH2Protocol",
+    "auto_zttp": "launchers.uvicorn.zttp.AutoZttpProtocol",
 }
 
 
@@ -243,22 +242,15 @@ async def _reset_connections(count: int) -> list[weakref.ref[HttpToolsProtocol]]
     port = server.sockets[0].getsockname()[1]
     try:
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
-        await _until(lambda: len(state.connections) == count, "connections accepted")
+        await until(lambda: len(state.connections) == count, what="connections accepted")
         for client in clients:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             client.close()
-        await _until(lambda: not state.connections, "connections lost")
+        await until(lambda: not state.connections, what="connections lost")
     finally:
         server.close()
         await server.wait_closed()
     return made
-
-
-async def _until(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Settings
+from launchers.settings import Settings
 from launchers.workers import available_cpus, cgroup_quota, worker_count
 
 

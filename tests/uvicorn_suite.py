@@ -25,13 +25,13 @@ import uvicorn.protocols.http.httptools_impl as httptools_impl
 import uvicorn.protocols.http.zttp_h2_impl as zttp_h2_impl
 import uvicorn.protocols.http.zttp_impl as zttp_impl
 
-from launchers import zttp_protocol
 from launchers.drain import DRAIN
 from launchers.heartbeat import BeatFiles
-from launchers.limits import Limits
-from launchers.outbox import OUTBOX
-from launchers.protocol import HttpToolsProtocol
-from launchers.supervisor import Supervisor
+from launchers.uvicorn import zttp as zttp_protocol
+from launchers.uvicorn.limits import Limits
+from launchers.uvicorn.outbox import OUTBOX
+from launchers.uvicorn.protocol import HttpToolsProtocol
+from launchers.uvicorn.supervisor import Supervisor
 
 HTTPTOOLS = "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol"  # its fixture's params
 ZTTP = "uvicorn.protocols.http.zttp_impl:ZttpProtocol"

@@ -2,7 +2,7 @@
 
 Fork means workers start as copies of the master, cheaply; the master also restarts dead or
 stuck workers (its `timeout` heartbeat comes from each worker's event loop). gunicorn reads its
-configuration from `launchers.gunicorn_conf`, which applies `config()` below, so the printed
+configuration from `launchers.gunicorn.conf`, which applies `config()` below, so the printed
 configuration and the running one are the same translation.
 """
 
@@ -13,11 +13,10 @@ import sys
 from types import FunctionType
 from typing import Any
 
-from app import logs
-from app.settings import Settings
-from launchers import APP, uvicorn
-from launchers import gunicorn_hooks as hooks
+from launchers import logs, uvicorn
 from launchers.command import Command
+from launchers.gunicorn import hooks
+from launchers.settings import Settings
 
 OPTIONS = {
     "host": "bind",
@@ -55,13 +54,13 @@ def notes(settings: Settings) -> list[str]:
     return uvicorn.notes(settings)  # its workers run uvicorn's server
 
 
-WORKER = "launchers.gunicorn_worker.UvicornWorker"
+WORKER = "launchers.gunicorn.worker.UvicornWorker"
 
 
 def config(settings: Settings) -> dict[str, Any]:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     result: dict[str, Any] = {
-        "wsgi_app": APP,
+        "wsgi_app": settings.app,
         "worker_class": WORKER,
         "bind": [f"{host}:{settings.port}"],
         "workers": settings.web_concurrency,
@@ -105,10 +104,16 @@ def config(settings: Settings) -> dict[str, Any]:
 
 
 def command(settings: Settings) -> Command:
-    lines = [f"{name} = {_render(value)}" for name, value in config(settings).items()]
+    return conf_command(config(settings), settings)
+
+
+def conf_command(resolved: dict[str, Any], settings: Settings) -> Command:
+    """gunicorn run with `launchers.gunicorn.conf`, which applies `resolved`: this launcher's
+    `config()`, or gunicorn-asgi's (the module picks by `LAUNCHER`)."""
+    lines = [f"{name} = {_render(value)}" for name, value in resolved.items()]
     return Command(
-        [sys.executable, "-m", "gunicorn", "--config", "python:launchers.gunicorn_conf"],
-        config="# launchers/gunicorn_conf.py resolves to:\n" + "\n".join(lines) + "\n",
+        [sys.executable, "-m", "gunicorn", "--config", "python:launchers.gunicorn.conf"],
+        config="# launchers/gunicorn/conf.py resolves to:\n" + "\n".join(lines) + "\n",
         # A preloading master imports the app anyway, and its workers share its pages: it may
         # as well be the launcher's process, which has imported half of it already. Without
         # preload, each worker would unshare what the launcher left there (README, "Launchers").

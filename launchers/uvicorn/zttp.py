@@ -3,8 +3,8 @@
 uvicorn's zttp `shutdown()` closes every idle connection at once, HTTP/1.1 and HTTP/2 alike: a
 client whose next request is already on its way sees the connection closed under it. Here:
 
-- HTTP/1.1: as `launchers.protocol`, the next request is answered with `Connection: close`, and
-  a connection that stays idle is closed by the keep-alive timer.
+- HTTP/1.1: as `launchers.uvicorn.protocol`, the next request is answered with
+  `Connection: close`, and a connection that stays idle is closed by the keep-alive timer.
 - HTTP/2: GOAWAY names the last stream served, sent once no stream is in flight (httpx fails a
   stream whose response is still coming when GOAWAY arrives) and once one stream at least was
   served (httpx takes a GOAWAY naming stream 0 as an error, not as "retry elsewhere"). Streams

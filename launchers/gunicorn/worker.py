@@ -19,14 +19,16 @@ import uvicorn_worker
 from gunicorn.arbiter import Arbiter
 from uvicorn.server import Server
 
-from app.settings import Settings
 from launchers import uvicorn
 from launchers.heartbeat import Heartbeat
+from launchers.installed import warn_if_lacking
+from launchers.settings import Settings
 
 
 class UvicornWorker(uvicorn_worker.UvicornWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        options = uvicorn.server_options(Settings())
+        self.settings = Settings()
+        options = uvicorn.server_options(self.settings)
         limits = options.pop("limits")
         # CONFIG_KWARGS is uvicorn-worker's hook for extra uvicorn.Config arguments; it is read
         # in the parent's __init__, so it must be complete before that runs.
@@ -41,6 +43,7 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi
+        warn_if_lacking(self.settings.app)
         self.server = Server(config=self.config)
         asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, self._quit)
         # The plain sockets inside gunicorn's wrappers: uvicorn closes what it is given at

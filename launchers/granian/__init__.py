@@ -2,7 +2,7 @@
 
 Spawn model, like uvicorn's manager, but each worker's sockets, HTTP parsing and TLS (rustls) run
 on a Rust thread beside the Python one, outside the GIL: a worker can keep more than one CPU busy.
-The translation is to `granian.Granian` arguments, run by `launchers.granian_main`: granian's CLI
+The translation is to `granian.Granian` arguments, run by `launchers.granian`: granian's CLI
 takes its logging configuration only as a file, and the metrics directory has to outlive its
 workers.
 """
@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from app import logs
-from app.settings import Settings
-from launchers import APP
+from launchers import logs
 from launchers.command import Command, call
+from launchers.settings import Settings
 
 OPTIONS = {
     "host": "address",
@@ -57,10 +56,10 @@ def notes(settings: Settings) -> list[str]:
 
 
 def config(settings: Settings) -> dict[str, Any]:
-    """Arguments of `granian.Granian` (plain values: `launchers.granian_main` makes the enums and
+    """Arguments of `granian.Granian` (plain values: `launchers.granian` makes the enums and
     imports the filter)."""
     return {
-        "target": APP,
+        "target": settings.app,
         "interface": "asgi",
         "address": settings.host,
         "port": settings.port,
@@ -85,6 +84,6 @@ def config(settings: Settings) -> dict[str, Any]:
 
 def command(settings: Settings) -> Command:
     return Command(
-        [sys.executable, "-m", "launchers.granian_main"],
-        config="# launchers/granian_main.py runs:\n" + call("Granian", config(settings)),
+        [sys.executable, "-m", "launchers.granian"],
+        config="# launchers/granian/__main__.py runs:\n" + call("Granian", config(settings)),
     )

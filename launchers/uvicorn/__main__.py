@@ -1,4 +1,4 @@
-"""The uvicorn launcher's process: `python -m launchers.uvicorn_main`.
+"""The uvicorn launcher's process: `python -m launchers.uvicorn`.
 
 It builds uvicorn's `Config` from the one `Settings`, through the same translation that
 `python -m launchers uvicorn --print` shows, and runs it as `uvicorn.run()` would, but with our
@@ -16,12 +16,12 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.server import Server
 from uvicorn.supervisors import ChangeReload
 
-from app.settings import Settings
 from launchers import uvicorn
 from launchers.heartbeat import BeatFiles, Heartbeat
-from launchers.limits import Config
 from launchers.metrics_dir import shared_metrics_dir
-from launchers.supervisor import Supervisor
+from launchers.settings import Settings
+from launchers.uvicorn.limits import Config
+from launchers.uvicorn.supervisor import Supervisor
 
 
 def main() -> int:

@@ -16,8 +16,8 @@ import time
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from launchers.heartbeat import BeatFiles
-from launchers.limits import Config
 from launchers.metrics_dir import mark_dead
+from launchers.uvicorn.limits import Config
 
 logger = logging.getLogger("uvicorn.error")
 

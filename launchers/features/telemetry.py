@@ -15,9 +15,7 @@ from collections.abc import Callable
 
 from fastapi.telemetry import TelemetryConfig
 
-from app.settings import Settings
-
-SERVICE = "fastapi-launchers"
+from launchers.settings import Settings
 
 
 def fastapi_config(settings: Settings) -> TelemetryConfig:
@@ -48,7 +46,7 @@ def start(settings: Settings) -> Callable[[], None] | None:
         "process.pid": os.getpid(),
     }
     if "OTEL_SERVICE_NAME" not in os.environ:
-        attributes["service.name"] = SERVICE
+        attributes["service.name"] = settings.service_name
     resource = Resource.create(attributes)  # merged with OTEL_RESOURCE_ATTRIBUTES
     tracer = TracerProvider(resource=resource)
     tracer.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(f"{endpoint}/v1/traces")))

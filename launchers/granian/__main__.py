@@ -1,4 +1,4 @@
-"""The granian launcher's process: `python -m launchers.granian_main`.
+"""The granian launcher's process: `python -m launchers.granian`.
 
 It builds `granian.Granian` from the one `Settings`, through the same translation that
 `python -m launchers granian --print` shows, and serves, the workers sharing one metrics
@@ -11,15 +11,18 @@ import signal
 import sys
 from pathlib import Path
 from pkgutil import resolve_name
+from typing import Any
 
 from granian import Granian
+from granian._internal import load_target
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
-from app.settings import Settings
 from launchers import granian
+from launchers.installed import warn_if_lacking
 from launchers.metrics_dir import shared_metrics_dir
+from launchers.settings import Settings
 
 
 def main() -> int:
@@ -38,8 +41,15 @@ def main() -> int:
     for unscaled in (signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(unscaled, signal.SIG_IGN)
     with shared_metrics_dir():
-        Granian(**options).serve()
+        Granian(**options).serve(target_loader=_load)
     return 0
+
+
+def _load(target: str, *args: Any, **kwargs: Any) -> Any:
+    """granian's own loader, in each worker, then the check that the app has the kit's parts."""
+    app = load_target(target, *args, **kwargs)
+    warn_if_lacking(target)
+    return app
 
 
 if __name__ == "__main__":

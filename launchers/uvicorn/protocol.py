@@ -7,9 +7,9 @@ connection answers its next request with `Connection: close`, and is closed only
 idle for the keep-alive timeout. The same subclass bounds what httptools does not: the size of a
 request's headers (431/414), the time to send them and its body (408), so a slow client cannot
 hold a connection for ever; it refuses the framing that RFC 9112 refuses and llhttp lets through
-(`launchers.framing`); and `MAX_CONNECTIONS` counts requests in progress, not connections.
+(`launchers.uvicorn.framing`); and `MAX_CONNECTIONS` counts requests in progress, not connections.
 
-Its responses leave through `launchers.outbox`: a known length in one write, a turn's writes
+Its responses leave through `launchers.uvicorn.outbox`: a known length in one write, a turn's writes
 together as the turn ends.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 
-from launchers import framing
 from launchers.drain import DRAIN
-from launchers.limits import limits_of
-from launchers.outbox import OUTBOX, OneWrite
+from launchers.uvicorn import framing
+from launchers.uvicorn.limits import limits_of
+from launchers.uvicorn.outbox import OUTBOX, OneWrite
 
 # The least rate a request body may come at, on average, once its first `BODY_TIMEOUT` is spent:
 # a client that trickles less holds a connection for next to nothing (Apache asks 500 bytes/s).

@@ -31,13 +31,13 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
 
-from app.batched_values import batched, write_changes
-from app.pid import pid
+from launchers.features.batched_values import batched, write_changes
+from launchers.pid import pid
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # The library's own hook for its storage, set before any metric below is made: values
-    # written once per loop turn (see app.batched_values), filed under a pid asked of the
-    # kernel once, not on every write (see app.pid).
+    # written once per loop turn (see `batched_values`), filed under a pid asked of the kernel
+    # once, not on every write (see `pid`).
     values.ValueClass = batched(values.MultiProcessValue(pid))  # type: ignore[no-untyped-call]
 
 UNMATCHED = "unmatched"  # route label of requests no route matched (404s, early 413s)

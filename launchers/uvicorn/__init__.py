@@ -3,7 +3,7 @@
 Spawn means every worker imports the app from scratch: nothing is shared with the parent, so
 start-up costs one full import per worker and no memory is shared copy-on-write.
 
-The translation is to `uvicorn.Config` arguments, run by `launchers.uvicorn_main` with our
+The translation is to `uvicorn.Config` arguments, run by `launchers.uvicorn` with our
 protocol (drain without resets, header limits) and supervisor (stuck event loops replaced).
 `server_options()` is the part every uvicorn server needs whoever manages it: the gunicorn
 launcher's worker uses it too.
@@ -14,11 +14,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from app import logs
-from app.settings import Settings
-from launchers import APP
+from launchers import logs
 from launchers.command import Command, call
-from launchers.limits import Limits
+from launchers.settings import Settings
+from launchers.uvicorn.limits import Limits
 
 OPTIONS = {
     "host": "host",
@@ -63,7 +62,7 @@ def notes(settings: Settings) -> list[str]:
     ]
 
 
-PROTOCOL = "launchers.protocol:HttpToolsProtocol"
+PROTOCOL = "launchers.uvicorn.protocol:HttpToolsProtocol"
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -71,7 +70,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {
         # zttp serves HTTP/2 and HTTP/1.1 with our drain, not our limits; uvicorn's `http2=True`
         # would load its own dispatcher in place of ours, which offers h2 through ALPN too.
-        "http": "launchers.zttp_protocol:AutoZttpProtocol" if settings.http2 else PROTOCOL,
+        "http": "launchers.uvicorn.zttp:AutoZttpProtocol" if settings.http2 else PROTOCOL,
         "http2": False,
         "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": settings.graceful_timeout,
@@ -80,7 +79,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "root_path": settings.root_path,
         "limit_concurrency": settings.max_connections,
         "server_header": settings.server_header,
-        # Our logging everywhere, and the app's access log instead of uvicorn's (app.access).
+        # Our logging everywhere, and the kit's access log instead of uvicorn's.
         "log_config": logs.dict_config(settings),
         "access_log": False,
         "limits": Limits(
@@ -93,9 +92,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def config(settings: Settings) -> dict[str, Any]:
-    """Arguments of `launchers.limits.Config` (uvicorn's Config) for the uvicorn launcher."""
+    """Arguments of `launchers.uvicorn.limits.Config` (uvicorn's Config) for this launcher."""
     return {
-        "app": APP,
+        "app": settings.app,
         "host": settings.host,
         "port": settings.port,
         "workers": settings.web_concurrency,
@@ -112,6 +111,6 @@ def config(settings: Settings) -> dict[str, Any]:
 
 def command(settings: Settings) -> Command:
     return Command(
-        [sys.executable, "-m", "launchers.uvicorn_main"],
-        config="# launchers/uvicorn_main.py runs:\n" + call("Config", config(settings)),
+        [sys.executable, "-m", "launchers.uvicorn"],
+        config="# launchers/uvicorn/__main__.py runs:\n" + call("Config", config(settings)),
     )

@@ -24,8 +24,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from app.pid import pid
-from app.settings import Settings
+from launchers.pid import pid
+from launchers.settings import Settings
 
 # The id of the request being served, in the task serving it. One variable of our own rather
 # than structlog's bound context variables: those cost a copy of the whole context per request.

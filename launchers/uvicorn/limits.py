@@ -7,6 +7,8 @@ from typing import Any
 
 import uvicorn
 
+from launchers.installed import warn_if_lacking
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -20,6 +22,11 @@ class Config(uvicorn.Config):
     def __init__(self, app: Any, *, limits: Limits | None = None, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.limits = limits or Limits()
+
+    def load(self) -> None:
+        super().load()
+        if isinstance(self.app, str):
+            warn_if_lacking(self.app)
 
 
 def limits_of(config: uvicorn.Config) -> Limits:

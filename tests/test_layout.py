@@ -1,0 +1,87 @@
+"""The tree's one rule: the kit (`launchers/`, `devtls/`) imports nothing from the sample (`app/`),
+so that the sample can be replaced, renamed or deleted, and the kit serves whatever `APP` names."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.servers import ROOT, clean_env, launcher, serve
+
+KIT = ("launchers", "devtls")
+SAMPLE = "app"
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_kit_imports_nothing_from_the_sample() -> None:
+    offenders = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for package in KIT
+        for path in (ROOT / package).rglob("*.py")
+        for name in _imported(path)
+        if name == SAMPLE or name.startswith(f"{SAMPLE}.")
+    }
+    assert not offenders
+
+
+def test_the_kit_serves_an_app_of_another_package_without_the_sample(tmp_path: Path) -> None:
+    """The kit and the kit's test app, copied where there is no `app/` package at all."""
+    for package in KIT:
+        shutil.copytree(ROOT / package, tmp_path / package)
+    (tmp_path / "billing").mkdir()
+    shutil.copy(ROOT / "tests" / "kitapp.py", tmp_path / "billing" / "service.py")
+    (tmp_path / "billing" / "__init__.py").touch()
+    # Found before the editable install's `app`: the kit importing the sample would fail here.
+    (tmp_path / "app.py").write_text("raise ImportError('the sample is gone')\n")
+    argv = launcher("uvicorn")
+    with serve(argv, tmp_path, APP="billing.service:app", WEB_CONCURRENCY="1") as server:
+        assert httpx.get(server.url + "/readyz").json() == {"status": "ready"}
+        assert httpx.get(server.url + "/sleep?seconds=0").status_code == 200
+        assert 'route="/sleep"' in httpx.get(server.url + "/metrics").text
+    assert "Running upgrade" not in server.output()  # it has no migrations: none were run
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_setting_of_the_apps_own_draws_no_warning(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BILLING_CURRENCY=EUR\nDATABASE_URL=sqlite:///x.db\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "launchers", "uvicorn", "--print"],
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_an_app_that_cannot_be_found_is_named(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "launchers", "uvicorn"],
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(ROOT), APP="billing.main:app"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: APP='billing.main:app' cannot be served: No module named 'billing' (run from the "
+        "directory that holds it, or install it; APP is module:attribute, e.g. app.main:app).\n"
+    )
