@@ -7,8 +7,7 @@ import os
 
 import pytest
 from sqlalchemy import create_engine, text
-
-from app.settings import Settings
+from sqlalchemy.engine import make_url
 
 SQLITE = "sqlite:///data/app.db"  # the default: under the server's (fresh) working directory
 
@@ -26,7 +25,7 @@ def empty(url: str) -> None:
     """Drop what earlier tests left in a shared PostgreSQL database (a SQLite file is new)."""
     if url.startswith("sqlite"):
         return
-    engine = create_engine(Settings(database_url=url).database_url)
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))  # psycopg 3
     with engine.begin() as connection:
         connection.execute(text("drop table if exists notes, alembic_version"))
     engine.dispose()
