@@ -234,7 +234,12 @@ class Settings(BaseSettings):
         """`MIGRATIONS`, or the default for `APP`: None when there is nothing to run."""
         if self.migrations:
             return self.migrations
-        package = self.app.partition(".")[0].partition(":")[0]
+        module = self.app.partition(":")[0]
+        if "." not in module:
+            # A module of its own, not a package: no migrations beside it, and asking for
+            # `module.migrations` would import the whole app in the launcher.
+            return None
+        package = module.partition(".")[0]
         try:
             found = importlib.util.find_spec(f"{package}.migrations")
         except ImportError:  # the package itself is missing: the server will say so

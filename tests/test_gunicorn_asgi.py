@@ -161,7 +161,8 @@ def test_sigterm_answers_in_flight_requests_and_readyz_turns_503(tmp_path: Path)
 SLOW_IMPORT = """
 import os, pathlib, time
 pathlib.Path("importing").write_text(str(os.getpid()))
-time.sleep(3)
+while not pathlib.Path("signalled").exists():  # still importing when the SIGTERM comes
+    time.sleep(0.01)
 from tests.kitapp import app
 """
 
@@ -170,10 +171,8 @@ def test_a_stop_while_a_worker_imports_the_app_is_not_lost(tmp_path: Path) -> No
     """uvloop reads signals only while its loop runs: without `post_fork`'s mask, this SIGTERM
     is dropped and the master kills the worker at GRACEFUL_TIMEOUT."""
     (tmp_path / "slowapp.py").write_text(SLOW_IMPORT)
-    # MIGRATE=false: looking for `slowapp.migrations` would import slowapp in the launcher.
     env = clean_env(
         PORT=str(free_port()), APP="slowapp:app", WEB_CONCURRENCY="1", GRACEFUL_TIMEOUT="20",
-        MIGRATE="false",
     )  # fmt: skip
     marker = tmp_path / "importing"
     with (tmp_path / "server.log").open("wb") as out:
@@ -186,6 +185,7 @@ def test_a_stop_while_a_worker_imports_the_app_is_not_lost(tmp_path: Path) -> No
         assert int(marker.read_text()) in workers(proc.pid), "the worker imports it"
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
+        (tmp_path / "signalled").touch()
         assert proc.wait(timeout=15) == 0
         assert time.monotonic() - started < 10
     finally:
