@@ -18,6 +18,10 @@ from app.settings import Settings
 from launchers.features import create_app
 from launchers.settings import Settings as ServerSettings
 
+# The service's name (`make rename` changes it): the API's title, and OpenTelemetry's
+# `service.name` unless SERVICE_NAME says otherwise.
+NAME = "fastapi-launchers"
+
 
 def build_app(settings: Settings, server: ServerSettings) -> FastAPI:
     @asynccontextmanager
@@ -32,7 +36,7 @@ def build_app(settings: Settings, server: ServerSettings) -> FastAPI:
         routers.append(demo.router)
     return create_app(
         server,
-        title=server.service_name,
+        title=NAME,
         lifespan=lifespan,
         # The routers' routes, registered on the app itself rather than with include_router:
         # FastAPI 0.16x resolves an included router on every request that reaches it (docs:

@@ -14,7 +14,11 @@ from sqlalchemy.exc import ArgumentError
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", frozen=True, validate_default=True
+        env_file=".env",
+        env_ignore_empty=True,  # `LAUNCHER=` (as `make run LAUNCHER=` sets it) means unset
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
     )
 
     database_url: str = Field(

@@ -17,6 +17,7 @@ import ipaddress
 import os
 import socket
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 VALIDITY = dt.timedelta(days=825)
 RENEW_BEFORE = dt.timedelta(days=30)
 CLOCK_SKEW = dt.timedelta(hours=1)
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"  # devtls runs from a checkout
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def ensure(
     try:
         leaf = ca.issue_cert(
             *names,
-            organization_name="fastapi-launchers development",
+            organization_name=f"{project_name()} development",
             not_before=not_before,
             not_after=not_before + VALIDITY,
         )
@@ -88,6 +90,15 @@ def ensure(
     _write(paths.server_key, leaf.private_key_pem.bytes(), 0o600)
     cert = x509.load_pem_x509_certificate(paths.server.read_bytes())
     return [*said, f"issued {paths.server} ({_describe(cert)}): {reason}"]
+
+
+def project_name() -> str:
+    """The checkout's `[project] name` (what `make rename` changes), which names its CA."""
+    try:
+        project = tomllib.loads(PYPROJECT.read_text())["project"]
+        return str(project["name"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "fastapi"  # a copy without its pyproject.toml still gets a CA
 
 
 def names_of(cert: x509.Certificate) -> list[str]:
@@ -122,7 +133,7 @@ def _ca(paths: CertPaths) -> tuple[trustme.CA, list[str]]:
             "make a new CA (which must then be trusted again)."
         )
     ca = trustme.CA(
-        organization_name="fastapi-launchers development CA",
+        organization_name=f"{project_name()} development CA",
         organization_unit_name=f"{getpass.getuser()}@{socket.gethostname()}",
     )
     _write(paths.ca, ca.cert_pem.bytes(), 0o644)

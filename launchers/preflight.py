@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import errno
 import importlib.util
@@ -55,9 +56,10 @@ def _listed(names: list[str]) -> str:
 
 
 def check_app(settings: Settings) -> None:
-    """Refuse an `APP` whose module cannot be found, by name, before any worker tries it. Found,
-    not imported: the workers import it (the attribute is theirs to find)."""
-    module = settings.app.partition(":")[0]
+    """Refuse an `APP` whose module cannot be found, or whose source does not define the
+    attribute, by name, before any worker tries it. Read, not imported: importing the app is the
+    workers' job, and would cost the launcher its start-up time and memory."""
+    module, _, attribute = settings.app.partition(":")
     try:
         found = importlib.util.find_spec(module)
     except ImportError as error:  # a parent package is missing, or fails to import
@@ -69,6 +71,49 @@ def check_app(settings: Settings) -> None:
             f"APP={settings.app!r} cannot be served: {reason} (run from the directory that "
             "holds it, or install it; APP is module:attribute, e.g. app.main:app)."
         )
+    name = attribute.partition(".")[0]
+    if found.origin and found.origin.endswith(".py"):
+        source = Path(found.origin)
+        where = source.relative_to(Path.cwd()) if source.is_relative_to(Path.cwd()) else source
+        names = _top_level_names(settings.app, source, where)
+        if names is not None and name not in names:
+            raise ConfigError(
+                f"APP={settings.app!r} cannot be served: {where} defines no {name!r} "
+                "(APP is module:attribute, e.g. app.main:app)."
+            )
+
+
+_DYNAMIC = {"globals", "vars", "setattr", "exec"}
+
+
+def _top_level_names(app: str, source: Path, where: Path) -> set[str] | None:
+    """The names a module's source binds at its top level; None where the source alone cannot
+    tell (`from x import *`, a module `__getattr__`, `globals()`, an unreadable file)."""
+    try:
+        tree = ast.parse(source.read_bytes(), str(where))
+    except OSError:
+        return None
+    except SyntaxError as error:
+        raise ConfigError(
+            f"APP={app!r} cannot be served: {error.filename}, line {error.lineno}: {error.msg}."
+        ) from None
+    if any(isinstance(node, ast.Name) and node.id in _DYNAMIC for node in ast.walk(tree)):
+        return None  # names bound at run time: only an import would tell
+    names: set[str] = set()
+    todo: list[ast.AST] = list(tree.body)
+    while todo:  # every statement at the top level, or in a top-level if, try, with or for
+        node = todo.pop()
+        if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names):
+            return None
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).partition(".")[0] for alias in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)  # its body binds names of its own scope
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return None if "__getattr__" in names else names
 
 
 def check_tls(settings: Settings, now: dt.datetime | None = None) -> None:

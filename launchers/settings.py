@@ -25,7 +25,11 @@ LogFormat = Literal["auto", "console", "json"]
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", frozen=True, validate_default=True
+        env_file=".env",
+        env_ignore_empty=True,  # `LAUNCHER=` (as `make run LAUNCHER=` sets it) means unset
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
     )
 
     app: str = Field(
@@ -153,10 +157,10 @@ class Settings(BaseSettings):
         "mode). Unset: the uvicorn, gunicorn and granian launchers make a fresh one per run and "
         "remove it at exit. Set: emptied when the launcher starts.",
     )
-    service_name: str = Field(
-        "fastapi-launchers",
-        description="The service's name: OpenTelemetry's `service.name` (unless "
-        "`OTEL_SERVICE_NAME` is set) and the sample's API title. `make rename` changes it.",
+    service_name: str | None = Field(
+        None,
+        description="The service's name in OpenTelemetry (`service.name`), unless "
+        "`OTEL_SERVICE_NAME` is set. Unset: the app's title (`FastAPI(title=...)`).",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         None,

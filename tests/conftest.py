@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,14 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in [name for name in os.environ if is_setting(name)]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_in_the_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What servers leave in TMPDIR when a test kills them (their metrics directories) lands in
+    pytest's own temporary tree, which keeps only the last few sessions, not in /tmp."""
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("tmp"))
+    tempfile.tempdir = None  # asked again of TMPDIR, by this process too
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

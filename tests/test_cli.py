@@ -56,6 +56,14 @@ def test_default_launcher_comes_from_the_launcher_setting(
     assert "LAUNCHER=fastapi-cli " in capsys.readouterr().out
 
 
+def test_an_empty_setting_is_an_unset_one(tmp_path: Path) -> None:
+    """`make run LAUNCHER=` passes LAUNCHER as an empty string: the default, not an error."""
+    result = run(tmp_path, "--print", LAUNCHER="", WEB_CONCURRENCY="", PORT="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("LAUNCHER=uvicorn WEB_CONCURRENCY=")
+    assert "    port=8000,\n" in result.stdout
+
+
 def test_web_concurrency_not_a_number(tmp_path: Path) -> None:
     result = run(tmp_path, "uvicorn", WEB_CONCURRENCY="abc")
     assert_clear_error(result, "WEB_CONCURRENCY='abc' is not a whole number")

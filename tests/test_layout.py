@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.servers import ROOT, clean_env, launcher, serve
+from launchers import LAUNCHERS
+from tests.servers import ROOT, clean_env, free_port, launcher, serve
 
 KIT = ("launchers", "devtls")
 SAMPLE = "app"
@@ -85,3 +87,61 @@ def test_an_app_that_cannot_be_found_is_named(tmp_path: Path) -> None:
         "error: APP='billing.main:app' cannot be served: No module named 'billing' (run from the "
         "directory that holds it, or install it; APP is module:attribute, e.g. app.main:app).\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "app", "problem"),
+    [
+        (
+            "from fastapi import FastAPI\napi = FastAPI()\n",
+            "billing:app",
+            "billing.py defines no 'app' (APP is module:attribute, e.g. app.main:app)",
+        ),
+        ("app = (\n", "billing:app", "billing.py, line 1: '(' was never closed"),
+    ],
+)
+def test_an_attribute_the_module_does_not_define_is_named_before_any_worker(
+    tmp_path: Path, source: str, app: str, problem: str
+) -> None:
+    """Read from the source, not imported: the launcher refuses at once, in every launcher's
+    words alike, where each server would fail in its own way (fastapi-cli even exits 0)."""
+    (tmp_path / "billing.py").write_text(source)
+    for name in LAUNCHERS:
+        result = subprocess.run(
+            [sys.executable, "-m", "launchers", name],
+            cwd=tmp_path,
+            env=clean_env(APP=app, PORT=str(free_port())),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 2, (name, result)
+        assert result.stderr == f"error: APP={app!r} cannot be served: {problem}.\n"
+        assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "if True:\n    from fastapi import FastAPI as app\n",  # bound in a top-level block
+        "from fastapi import FastAPI\ndef __getattr__(name):\n    return FastAPI()\n",
+        "from fastapi import *\napp = FastAPI()\n",
+        "from fastapi import FastAPI\nglobals()['app'] = FastAPI()\n",
+    ],
+    ids=["block", "getattr", "star", "globals"],
+)
+def test_an_attribute_the_source_may_bind_is_left_to_the_server(
+    tmp_path: Path, source: str
+) -> None:
+    (tmp_path / "billing.py").write_text(source)
+    result = subprocess.run(
+        [sys.executable, "-m", "launchers", "uvicorn", "--print"],
+        cwd=tmp_path,
+        env=clean_env(APP="billing:app"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr

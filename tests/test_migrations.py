@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import SAMPLE_APP, clean_env, free_port, launcher, serve
+from tests.servers import ROOT, SAMPLE_APP, clean_env, free_port, launcher, serve
 
 MIGRATE = [sys.executable, "-m", "launchers.migrate"]
 # What Alembic says on every start, whatever it applies: the dialect, the DDL mode, its plugins.
@@ -59,13 +60,24 @@ def test_a_database_at_an_unknown_revision_says_how_to_fix_it(
         "a revision this code does not know",
         "'9999'",
         "rm data/app.db",
-        "alembic stamp head",
+        "`.venv/bin/python -m alembic stamp --purge head` in the project's directory",
     )
+    assert revisions(database) == [("9999",)], "left as it was"
+
+    # The advice works as given: the database is then at this code's revision.
+    advised = re.search(r"`\.venv/bin/python (-m alembic [^`]+)`", result.stderr)
+    assert advised is not None
+    env = clean_env(DATABASE_URL=f"sqlite:///{database}")
+    stamp = [sys.executable, *advised[1].split()]
+    subprocess.run(stamp, cwd=ROOT, env=env, capture_output=True, check=True, timeout=60)
+    assert revisions(database) == [("0001",)]
+
+
+def revisions(database: Path) -> list[tuple[str]]:
     with sqlite3.connect(database) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("9999",)
-        ]
+        found = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     connection.close()
+    return found
 
 
 @pytest.mark.parametrize("argv", [launcher("uvicorn"), MIGRATE], ids=["uvicorn", "migrate"])

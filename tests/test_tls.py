@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trustme
 
-from devtls.certs import CertPaths, ensure
+from devtls.certs import CertPaths, ensure, project_name
 from devtls.trust import CA, system
 from tests.servers import ROOT, clean_env, serve, trusting
 
@@ -234,7 +234,7 @@ def test_firefox_profiles_are_trusted_too(certs: CertPaths, browser_home: Path) 
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
     assert f"trust: NSS {profile}: trusted" in out
     listed = subprocess.run(["certutil", "-L", "-d", f"sql:{profile}"], capture_output=True)
-    assert b"fastapi-launchers-development-ca-" in listed.stdout
+    assert f"{project_name()}-development-ca-".encode() in listed.stdout
 
 
 def test_system_store_without_root_prints_the_exact_command(

@@ -42,7 +42,8 @@ def upgrade() -> None:
         raise ConfigError(
             f"DATABASE_URL={url}: the database's schema is at a revision this code does not "
             f"know ({error}). Delete the development database (e.g. `rm data/app.db`) to start "
-            "afresh, or, if its tables do match this code, stamp it with `alembic stamp head`."
+            "afresh, or, if its tables do match this code, record that they do: "
+            "`.venv/bin/python -m alembic stamp --purge head` in the project's directory."
         ) from None
     except (SQLAlchemyError, OSError) as error:
         reason = " ".join(str(getattr(error, "orig", None) or error).split())  # one paragraph

@@ -62,7 +62,7 @@ def _lifespan(inner: Lifespan, settings: Settings) -> Lifespan:
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         lifecycle = Lifecycle()
         app.state.lifecycle = lifecycle
-        stop_telemetry = telemetry.start(settings)
+        stop_telemetry = telemetry.start(settings, app.title)
         figures = asyncio.create_task(_record_process_figures())
         async with inner(app) as state:
             # What exists now (modules, the app, its routes, what its lifespan made) lives as long

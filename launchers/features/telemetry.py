@@ -25,8 +25,9 @@ def fastapi_config(settings: Settings) -> TelemetryConfig:
     return {"tracing": exporting, "metrics": exporting, "logs": exporting}
 
 
-def start(settings: Settings) -> Callable[[], None] | None:
-    """Install this worker's providers; returns what flushes and stops them at shutdown."""
+def start(settings: Settings, title: str) -> Callable[[], None] | None:
+    """Install this worker's providers, the service named `SERVICE_NAME` or else the app's
+    `title`; returns what flushes and stops them at shutdown."""
     endpoint = settings.otel_exporter_otlp_endpoint
     if endpoint is None:
         return None
@@ -46,7 +47,7 @@ def start(settings: Settings) -> Callable[[], None] | None:
         "process.pid": os.getpid(),
     }
     if "OTEL_SERVICE_NAME" not in os.environ:
-        attributes["service.name"] = settings.service_name
+        attributes["service.name"] = settings.service_name or title
     resource = Resource.create(attributes)  # merged with OTEL_RESOURCE_ATTRIBUTES
     tracer = TracerProvider(resource=resource)
     tracer.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(f"{endpoint}/v1/traces")))
