@@ -36,3 +36,13 @@ def database(request: pytest.FixtureRequest) -> str:
 def postgresql() -> str:
     """The PostgreSQL of TEST_DATABASE_URL, emptied; the test skips without one."""
     return postgresql_url()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What the image tests measured (its size, its drain), for the CI log and the README."""
+    from tests.podman import MEASURED
+
+    if MEASURED:
+        terminalreporter.section("measured")
+        for line in MEASURED:
+            terminalreporter.write_line(line)

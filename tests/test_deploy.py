@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from launchers.settings import Settings
 from launchers.workers import worker_count
 from tests.servers import ROOT, SAMPLE_APP, serve
 from tests.test_workers import fake_v2
+from tests.tools import uv
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 BIN = Path(sys.executable).parent
@@ -57,7 +59,9 @@ def test_hadolint_passes() -> None:
 
 
 def test_image_runs_the_launcher_as_a_non_root_user() -> None:
-    assert len(instructions("FROM")) == 2, "multi-stage: the build tools stay behind"
+    stages = dockerfile().split("\nFROM ")
+    assert len(stages) == 4, "uv, build, and the final stage"
+    assert not re.search(r"\buv\b", stages[-1]), "the build tools stay behind"
     (cmd,) = instructions("CMD")
     assert json.loads(cmd) == ["python", "-m", "launchers"], "exec form, through the launcher"
     (user,) = instructions("USER")
@@ -67,7 +71,7 @@ def test_image_runs_the_launcher_as_a_non_root_user() -> None:
     assert lines.index(f"USER {user}") < lines.index(f"CMD {cmd}")
     # Dependencies are installed before the code is copied: their layer survives code changes.
     code = next(i for i, line in enumerate(lines) if line.startswith("COPY . "))
-    deps = next(i for i, line in enumerate(lines) if "pip install -r requirements.txt" in line)
+    deps = next(i for i, line in enumerate(lines) if "--no-install-project" in line)
     assert deps < code
     (healthcheck,) = instructions("HEALTHCHECK")
     assert "/healthz" in healthcheck
@@ -76,7 +80,7 @@ def test_image_runs_the_launcher_as_a_non_root_user() -> None:
 
 def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".venv", ".env", "data", "certs/*key*"} <= set(ignored)
+    assert {".venv", ".tools", ".env", "data", "certs", "devtls", "tests"} <= set(ignored)
 
 
 def test_the_image_command_serves_here(tmp_path: Path) -> None:
@@ -116,16 +120,25 @@ def validate(manifests: Path) -> None:
     assert result.stdout.count("passed") == len(files)
 
 
+def pod_containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = deployment["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
 def test_deployment_probes_grace_and_one_worker_per_pod(tmp_path: Path) -> None:
     found = manifests()
-    assert {"Deployment", "Service", "HorizontalPodAutoscaler"} <= set(found)
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= set(found)
+    # An explicit tag, the project's version: what runs is what was built and released.
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    images = {c["image"] for c in pod_containers(found["Deployment"])}
+    assert {image.rpartition(":")[2] for image in images} == {version}
     pod = found["Deployment"]["spec"]["template"]["spec"]
     (app,) = pod["containers"]
     assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert app["livenessProbe"]["httpGet"]["path"] == "/healthz"
     env = {item["name"]: item.get("value") for item in app["env"]}
     assert "WEB_CONCURRENCY" not in env, "the CPU limit decides, through the worker formula"
-    pause = int(app["lifecycle"]["preStop"]["exec"]["command"][-1])
+    pause = int(app["lifecycle"]["preStop"]["sleep"]["seconds"])
     assert pod["terminationGracePeriodSeconds"] > pause + int(env["GRACEFUL_TIMEOUT"])
     assert pod["securityContext"]["runAsNonRoot"] is True
     # Migrations once, in the init container, not by each worker.
@@ -154,3 +167,39 @@ def test_compose_runs_several_gunicorn_workers_with_postgresql() -> None:
     # Every setting named in compose is one the settings model knows.
     known = {name.upper() for model in (Settings, AppSettings) for name in model.model_fields}
     assert set(tls["environment"]) <= known
+
+
+def test_one_uv_version_for_the_makefile_and_the_image() -> None:
+    makefile = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    image = re.search(r"^ARG UV_IMAGE=ghcr.io/astral-sh/uv:(\S+)$", dockerfile(), re.MULTILINE)
+    assert makefile
+    assert image
+    assert makefile[1] == image[1]
+
+
+def test_the_lock_is_current() -> None:
+    """What `uv sync --locked` checks in every install: CI fails on a stale lock."""
+    checked = subprocess.run(
+        [uv(), "lock", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_ci_workflow_and_dependabot_validate_offline() -> None:
+    """Against the schemas check-jsonschema carries: GitHub's workflows, Dependabot's file."""
+    for schema, path in [
+        ("vendor.github-workflows", ROOT / ".github" / "workflows" / "ci.yml"),
+        ("vendor.dependabot", ROOT / ".github" / "dependabot.yml"),
+    ]:
+        checked = subprocess.run(
+            [BIN / "check-jsonschema", "--builtin-schema", schema, path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    runs = [step.get("run") for job in workflow["jobs"].values() for step in job["steps"]]
+    assert runs[-2:] == ["make lint", ".ci/run"], "what CI runs here, and nothing else"
+    updates = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())["updates"]
+    assert {update["package-ecosystem"] for update in updates} == {"uv", "docker", "github-actions"}

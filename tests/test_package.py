@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.servers import ROOT, is_setting
+from tests.tools import uv
 
-PACKAGES = ("app", "launchers", "devtls")
+PACKAGES = ("app", "launchers")  # devtls is development only: `make certs`
 # Left out as the image's build context leaves them out (.dockerignore), and local caches.
 NOT_SOURCE = (".git", ".venv", "__pycache__", "*.egg-info", "build", "data", "certs", ".*cache")
 # Entry points and Alembic's script: run, never imported (`launchers/__main__.py` serves).
@@ -70,7 +71,7 @@ def test_the_wheel_holds_every_module_and_a_new_one_without_an_edit(tmp_path: Pa
     (source / "billing" / "api.py").write_text("from app.routers.things import THINGS\n")
 
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, source],
+        [uv(), "build", "--wheel", "--quiet", "--out-dir", tmp_path, source],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -91,7 +92,8 @@ def test_the_wheel_holds_every_module_and_a_new_one_without_an_edit(tmp_path: Pa
     if sample_migrations:
         assert versions, "the sample's migrations are found"
         assert "app/migrations/script.py.mako" in names
-    assert not [name for name in names if name.split("/")[0] in ("tests", "bench", "scripts")]
+    left_out = ("tests", "bench", "scripts", "devtls")  # development only
+    assert not [name for name in names if name.split("/")[0] in left_out]
 
     workdir = tmp_path / "elsewhere"  # not the repository: nothing is found from the cwd
     workdir.mkdir()

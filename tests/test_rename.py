@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.servers import ROOT, is_setting
 from tests.test_deploy import validate
+from tests.tools import uv
 
 BIN = Path(sys.executable).parent
 # Read, never spelled here: this file must pass in a tree renamed already.
@@ -109,7 +110,7 @@ def test_rename_changes_the_name_and_nothing_else(tmp_path: Path) -> None:
     assert deployment["metadata"]["name"] == NEW
     assert deployment["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": NEW}
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == f"ghcr.io/example/{NEW}:latest"
+    assert container["image"].startswith(f"ghcr.io/example/{NEW}:")
     assert f"docker build -t {NEW} ." in (copy / "README.md").read_text()
 
     # The running code reads the new name: the app's title (OpenTelemetry's service name).
@@ -131,6 +132,11 @@ def test_rename_changes_the_name_and_nothing_else(tmp_path: Path) -> None:
     assert organisation.value == f"{NEW} development CA"
 
     validate(copy / "deploy" / "kubernetes")
+    # uv.lock names the project too: renamed with it, it still matches pyproject.toml.
+    locked = subprocess.run(
+        [uv(), "lock", "--check"], cwd=copy, capture_output=True, text=True, timeout=120
+    )
+    assert locked.returncode == 0, locked.stderr
 
     again = run(copy, "scripts/rename.py", NEW)
     assert again.returncode == 0, again.stderr

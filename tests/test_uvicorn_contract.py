@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -28,13 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypedDict
 
+import httpx
 import pytest
 import uvloop
 from uvicorn.server import ServerState
 
 from launchers.uvicorn.limits import Config
 from launchers.uvicorn.protocol import HttpToolsProtocol
-from tests.servers import clean_env, stop, until
+from tests.servers import ROOT, clean_env, stop, until
 
 HERE = Path(__file__).resolve().parent
 CONTRACT = HERE / "uvicorn_contract.txt"
@@ -54,7 +56,7 @@ FILES = [
     "tests/test_auto_detection.py",
     "tests/supervisors/test_multiprocess.py",
 ]
-DOWNLOAD_TIMEOUT = 90  # pip builds the sdist's metadata, fetching its build backend first
+DOWNLOAD_TIMEOUT = 60
 SUITE_TIMEOUT = 180  # the whole run; one hung test is stopped by the per-test timeout first
 TEST_TIMEOUT = 30
 OURS = {  # what `uvicorn_suite` must have put in place of each of uvicorn's classes
@@ -80,28 +82,33 @@ def _unavailable(why: str) -> NoReturn:
     pytest.skip(why)
 
 
+def locked_sdist(version: str) -> dict[str, str]:
+    """uv.lock's entry for uvicorn `version`'s sdist: its URL and hash."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    for package in lock["package"]:
+        if package["name"] == "uvicorn" and package["version"] == version:
+            return dict(package["sdist"])
+    raise AssertionError(f"uv.lock has no uvicorn {version}: run `make upgrade`")
+
+
 def sdist(version: str) -> Path:
-    """The sdist of uvicorn `version`, downloaded once per machine; skips if it cannot be."""
+    """The sdist of uvicorn `version` that uv.lock names, checked against the lock's hash and
+    downloaded once per machine; skips if it cannot be."""
     archive = cache_dir() / f"uvicorn-{version}.tar.gz"
     if archive.exists():
         return archive
+    locked = locked_sdist(version)
+    try:
+        body = httpx.get(locked["url"], timeout=DOWNLOAD_TIMEOUT, follow_redirects=True)
+        body.raise_for_status()
+    except httpx.HTTPError as error:
+        _unavailable(f"uvicorn {version}'s sdist could not be downloaded: {error}")
+    algorithm, _, digest = locked["hash"].partition(":")
+    assert hashlib.new(algorithm, body.content).hexdigest() == digest, "not the locked file"
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=archive.parent) as partial:
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        pip += ["--disable-pip-version-check", "--quiet", "--dest", partial]
-        try:
-            done = subprocess.run(
-                [*pip, f"uvicorn=={version}"],
-                capture_output=True,
-                text=True,
-                timeout=DOWNLOAD_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            _unavailable(f"uvicorn {version}'s sdist not downloaded in {DOWNLOAD_TIMEOUT} s")
-        if done.returncode != 0 or not (Path(partial) / archive.name).exists():
-            why = (done.stderr.strip().splitlines() or ["no sdist"])[-1]
-            _unavailable(f"uvicorn {version}'s sdist could not be downloaded: {why}")
-        os.replace(Path(partial) / archive.name, archive)  # whole, even with two runs at once
+    with tempfile.NamedTemporaryFile(dir=archive.parent, delete=False) as partial:
+        partial.write(body.content)
+    os.replace(partial.name, archive)  # whole, even with two runs at once
     return archive
 
 
