@@ -58,5 +58,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"]
 # Exec form, through our launcher: it validates the settings, applies the migrations, then
-# becomes the server (exec), so `docker stop`'s SIGTERM reaches the manager, which drains.
+# becomes the server in its own process, so `docker stop`'s SIGTERM reaches the manager, which
+# drains.
 CMD ["python", "-m", "launchers"]

@@ -13,6 +13,9 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/uv/bin/uv)
 # The machine's Python, never one uv downloads.
 export UV_PYTHON := $(shell command -v $(PYTHON) 2>/dev/null || echo $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
+# Bytecode compiled once, at install, as pip does: where PYTHONDONTWRITEBYTECODE is set (many
+# images and CI machines), every start would compile every module again.
+export UV_COMPILE_BYTECODE := 1
 RUNTIME := $(VENV)/.synced-runtime
 CERTS_TOOLS := $(VENV)/.synced-certs
 DEV := $(VENV)/.synced-dev

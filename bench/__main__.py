@@ -8,6 +8,7 @@ The goals' ratios come from two servers measured at once, sharing one CPU (`toge
 
 from __future__ import annotations
 
+import compileall
 import os
 import statistics
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from bench import report, servers, wrk
 from bench.servers import CPU, INFO, SLEEP, Config
 from devtls.certs import CertPaths, ensure
+from tests.servers import ROOT
 
 Key = tuple[object, ...]
 Samples = dict[Key, list[float]]
@@ -37,6 +39,12 @@ def main() -> int:
         print(f"error: {wrk.INSTALL}", file=sys.stderr)
         return 2
     cpus = len(os.sched_getaffinity(0))
+    # Bytecode for every module served, as the image has it: where PYTHONDONTWRITEBYTECODE is set,
+    # each start would otherwise compile the project's modules again (site-packages' are
+    # compiled at install).
+    for package in ("app", "launchers", "tests", "bench"):
+        if (ROOT / package).is_dir():
+            compileall.compile_dir(ROOT / package, quiet=1)
     samples: Samples = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)

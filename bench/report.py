@@ -16,9 +16,15 @@ from bench import wrk
 from bench.servers import CPU, INFO, SLEEP
 
 RESULTS = Path(__file__).resolve().parent / "results"
-OURS, BARE = "ours: uvicorn", "bare FastAPI, fastapi run"
+OURS, BARE, RAW = "ours: uvicorn", "bare FastAPI, fastapi run", "raw ASGI, uvicorn"
 TLS = ("ours: uvicorn", "ours: gunicorn", "ours: granian")  # measured HTTPS against HTTP
 PRELOADED = "ours: gunicorn, PRELOAD"
+# Each launcher against the stock command it wraps, serving the same app.
+STOCK = {
+    "ours: uvicorn": "uvicorn",
+    "ours: gunicorn": "gunicorn + UvicornWorker",
+    "ours: fastapi": "fastapi run",
+}
 
 Medians = dict[tuple[object, ...], float]
 
@@ -158,6 +164,23 @@ def goals(medians: Medians) -> list[tuple[str, float, bool]]:
         ],
     ]
     at_most = [
+        *[
+            (f"{ours}, {label} ÷ `{stock}`'s (≤ 1.1)", _ratio(medians, key, ours, stock, n), 1.1)
+            for ours, stock in STOCK.items()
+            for label, key, n in (
+                ("start-up, 1 worker", "start", 1),
+                ("PSS, 1 worker", "pss", 1),
+                ("start-up, 4 workers", "start", 4),
+            )
+        ],
+        *[
+            (
+                f"gunicorn PRELOAD, 4 workers: {label} ÷ the best other configuration's (≤ 1)",
+                _get(medians, key, PRELOADED, 4) / min(_others(medians, key, 4)),
+                1.0,
+            )
+            for label, key in (("start-up", "start"), ("PSS", "pss"))
+        ],
         (
             "gunicorn PRELOAD, 4 workers: PSS ÷ uvicorn spawn (≤ 0.6)",
             _get(medians, "pss", PRELOADED, 4) / _get(medians, "pss", OURS, 4),
@@ -172,6 +195,19 @@ def goals(medians: Medians) -> list[tuple[str, float, bool]]:
     return [(goal, round(v, 3), round(v, 3) >= bound) for goal, v, bound in at_least] + [
         (goal, round(v, 3), round(v, 3) <= bound) for goal, v, bound in at_most
     ]
+
+
+def _others(medians: Medians, key: str, workers: int) -> list[float]:
+    """Every configuration's figure but PRELOAD's and the reference points' (other apps)."""
+    return [
+        _get(medians, key, name, workers)
+        for name in _names(medians, key)
+        if name != PRELOADED and name not in (BARE, RAW)
+    ]
+
+
+def _ratio(medians: Medians, key: str, one: str, other: str, workers: int) -> float:
+    return _get(medians, key, one, workers) / _get(medians, key, other, workers)
 
 
 def draw(medians: Medians, path: Path, cpus: int, about: str) -> None:
@@ -251,7 +287,7 @@ def _get(medians: Medians, *key: object) -> float:
 
 
 def _order(name: str) -> tuple[int, str]:
-    return (0 if name.startswith("ours") else 2 if name in (BARE, "raw ASGI, uvicorn") else 1, name)
+    return (0 if name.startswith("ours") else 2 if name in (BARE, RAW) else 1, name)
 
 
 def _colour(name: str) -> str:

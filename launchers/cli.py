@@ -1,21 +1,20 @@
 """`python -m launchers [NAME] [--print]`: validate settings, translate, then become the server.
 
-The launcher replaces itself with the server (exec), so the server's manager gets the signals a
-terminal or container runtime sends, and there is no extra process to forward them. A command
-marked `in_process` (gunicorn with PRELOAD) runs in the launcher's own interpreter instead: same
-process, same signals, without a second start-up (README, "Launchers").
+The launcher runs the server's command in its own process (`runpy`, as `python -m` would): the
+server's manager is the process a terminal or container runtime signals, with nothing in between,
+and what the launcher has imported (settings, logging, the server) is not imported again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
+import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import structlog
 
 from launchers import ALIASES, LAUNCHERS, load, logs, migrate
 from launchers.command import Command
@@ -23,6 +22,7 @@ from launchers.errors import ConfigError, dotenv_typos, load_settings, report
 from launchers.metrics_dir import empty
 from launchers.preflight import check_app, check_port, check_tls, unsupported
 from launchers.settings import Settings
+from launchers.uvicorn.single import INHERITED
 from launchers.workers import worker_count
 
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
@@ -52,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             print(plan.command.render())
             return 0
         check_tls(plan.settings)
-        check_port(plan.settings)
+        if INHERITED not in os.environ:  # a restart in place keeps the port it listens on
+            check_port(plan.settings)
         # The launcher's lines have the format of the server's lines that follow them.
         logs.configure(plan.settings)
-        log = structlog.get_logger("launchers")
+        log = logging.getLogger("launchers")
         for warning in plan.warnings:
             log.warning(warning)
         if plan.settings.migrate:
@@ -69,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os.environ.update(plan.command.env)
-    if plan.command.in_process:
-        plan.command.run_in_process()
-        return 0
-    os.execvp(plan.command.argv[0], plan.command.argv)
+    # What the launcher made lives as long as the server: frozen, so that neither a full
+    # collection walks it nor a forked worker unshares its pages by collecting it.
+    gc.freeze()
+    plan.command.run_in_process()
+    return 0
 
 
 def prepare(requested: str | None) -> Plan:

@@ -14,19 +14,17 @@ from launchers.settings import Settings
 
 @dataclass(frozen=True)
 class Command:
+    """`python -m MODULE ARGS`, with the environment it needs. The launcher runs it in its own
+    process, which becomes the server's (`run_in_process`); pasted into a shell, it does the
+    same."""
+
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     config: str = ""  # a native configuration file, where the server reads one
-    # `python -m MODULE ...` run by the launcher's own interpreter (runpy) rather than exec'd in
-    # a new one: the same command, without importing again what the launcher has imported.
-    in_process: bool = False
 
     def render(self) -> str:
         env = [f"{name}={shlex.quote(value)}" for name, value in sorted(self.env.items())]
-        line = shlex.join(self.argv)
-        text = " ".join([*env, line])
-        if self.in_process:
-            text = "# run in the launcher's own process, which becomes the server's\n" + text
+        text = " ".join([*env, shlex.join(self.argv)])
         return f"{text}\n\n{self.config}" if self.config else text
 
     def run_in_process(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import empty
 from tests.servers import ROOT, SAMPLE_APP, clean_env, free_port, launcher, serve
 
 MIGRATE = [sys.executable, "-m", "launchers.migrate"]
@@ -99,3 +100,20 @@ def test_a_start_logs_what_it_applies_and_nothing_else(tmp_path: Path) -> None:
     assert "Running upgrade" not in second.output(), "the database is at head already"
     for chatter in CHATTER:
         assert chatter not in second.output()
+
+
+IMPORTS_ALEMBIC = (
+    "import sys; from app.migrations import upgrade; upgrade(); print('alembic' in sys.modules)"
+)
+
+
+def test_a_database_at_head_costs_one_query_and_no_alembic(database: str, tmp_path: Path) -> None:
+    """The common case at every start, made cheap: Alembic (and its half second of imports) only
+    when there is something to apply or to explain."""
+    empty(database)
+    first, again = (
+        run([sys.executable, "-c", IMPORTS_ALEMBIC], tmp_path, DATABASE_URL=database)
+        for _ in range(2)
+    )
+    assert (first.returncode, first.stdout) == (0, "True\n"), first.stderr
+    assert (again.returncode, again.stdout, again.stderr) == (0, "False\n", "")

@@ -25,10 +25,10 @@ from tests.servers import (
     Server,
     free_port,
     launcher,
+    running,
     serve,
     settled_workers,
     wait_for,
-    wait_ready,
 )
 
 MANAGERS = ["uvicorn", "gunicorn", "gunicorn-asgi"]
@@ -98,16 +98,48 @@ def test_metrics_add_up_across_workers_and_survive_a_killed_worker(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", SERVERS)
 def test_a_killed_worker_leaves_no_request_in_progress(name: str, tmp_path: Path) -> None:
-    with serve(launcher(name), tmp_path, WEB_CONCURRENCY="1") as server:
-        (worker,) = settled_workers(server.proc.pid, 1)
+    with serve(launcher(name), tmp_path, WEB_CONCURRENCY="2") as server:
+        before = settled_workers(server.proc.pid, 2)
         threading.Thread(target=_hold, args=[server.url], daemon=True).start()
         # The held request, and this scrape.
         wait_for(lambda: scrape(server.url)[("http_requests_in_progress", ())] == 2, 10, "held")
-        os.kill(worker, signal.SIGKILL)
-        settled_workers(server.proc.pid, 1)
-        # granian's manager holds no listening socket: until the new worker listens, refused.
-        wait_ready(server, "/healthz", 10)
+        os.kill(_holding(server.url), signal.SIGKILL)
+        (new,) = settled_workers(server.proc.pid, 2) - before
+        # granian's manager holds no listening socket, and a worker of its answers 500 before
+        # the app has started: wait for the new worker's own answer.
+        wait_for(lambda: new in _serving(server.url), 10, "the new worker serving")
         assert scrape(server.url)[("http_requests_in_progress", ())] == 1, "only this scrape"
+
+
+def _serving(url: str) -> set[int]:
+    pids = set()
+    for _ in range(20):
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            pids.add(int(httpx.get(url + "/info", headers=FRESH, timeout=2).json()["pid"]))
+    return pids
+
+
+def _holding(url: str) -> int:
+    """The worker serving the held request: the one that counts two in flight with this ask."""
+    for _ in range(100):
+        info = httpx.get(url + "/info", headers=FRESH).json()
+        if info["in_flight"] == 2:
+            return int(info["pid"])
+    raise AssertionError("no worker holds the request")
+
+
+def test_an_empty_file_of_a_dead_worker_does_not_break_metrics(tmp_path: Path) -> None:
+    """A worker killed as it made its metrics file leaves it empty, which prometheus-client
+    cannot read: the scrape drops it (counts are kept; an empty file holds none)."""
+    shared = tmp_path / "metrics"
+    with serve(
+        launcher("uvicorn"), tmp_path, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(shared)
+    ) as server:
+        httpx.get(server.url + "/info")
+        dead = max(running()) + 10_000  # no process has this pid
+        (shared / f"counter_{dead}.db").touch()
+        assert info_count(scrape(server.url)) == 1
+        assert not (shared / f"counter_{dead}.db").exists()
 
 
 @pytest.mark.timeout(60)

@@ -118,13 +118,13 @@ def test_granian_manager_ignores_the_scaling_signals(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("preload", [False, True])
 def test_gunicorn_master_is_the_launchers_process(preload: bool, tmp_path: Path) -> None:
-    """Exec'd, or with PRELOAD run in the launcher's own interpreter: either way the process the
-    launcher started as is gunicorn's master, which signals reach and workers are children of."""
+    """gunicorn runs in the launcher's own process, PRELOAD or not: the process the launcher
+    started as is gunicorn's master, which signals reach and workers are children of."""
     preloading = str(preload).lower()
     with serve(launcher("gunicorn"), tmp_path, WEB_CONCURRENCY="2", PRELOAD=preloading) as server:
         assert httpx.get(server.url + "/info").json()["ppid"] == server.proc.pid
         argv = Path(f"/proc/{server.proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert argv[1:3] == ([b"-m", b"launchers"] if preload else [b"-m", b"gunicorn"])
+        assert argv[1:3] == [b"-m", b"launchers"]
         assert len(worker_pids(server.url)) == 2
         assert stop_with(server, signal.SIGTERM, within=GRACEFUL) == 0
     assert "Traceback" not in server.output()

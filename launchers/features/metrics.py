@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -96,32 +98,48 @@ async def metrics() -> Response:
     return Response(await run_in_threadpool(_exposition), media_type=CONTENT_TYPE_LATEST)
 
 
-_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+READS = 3  # attempts at reading every worker's file, a worker starting or dying meanwhile
+_WORKER_FILE = re.compile(r"(?P<kind>[a-z_]+)_(?P<pid>\d+)\.db")
 
 
 def forget_dead_workers(directory: Path) -> None:
-    """Drop the live gauges of every worker whose process is gone, however it ended."""
+    """Drop the live gauges of every worker whose process is gone, however it ended, and the
+    files it left empty (killed as it made them), which cannot be read; its counts stay."""
     dead = set()
-    for path in directory.glob("gauge_live*.db"):
-        if (match := _LIVE_GAUGE_FILE.fullmatch(path.name)) is None:
+    for path in directory.glob("*.db"):
+        if (match := _WORKER_FILE.fullmatch(path.name)) is None or _alive(int(match["pid"])):
             continue
-        worker = int(match[1])
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            dead.add(worker)
-        except PermissionError:  # alive, another user's
-            pass
+        if match["kind"].startswith("gauge_live"):
+            dead.add(int(match["pid"]))
+        elif path.stat().st_size == 0:
+            path.unlink(missing_ok=True)
     for worker in dead:
         with suppress(FileNotFoundError):  # another worker's scrape got there first
             mark_process_dead(worker, str(directory))  # type: ignore[no-untyped-call]
 
 
+def _alive(worker: int) -> bool:
+    try:
+        os.kill(worker, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
+
+
 def _exposition() -> bytes:
-    registry = REGISTRY
-    if multiprocess():
-        forget_dead_workers(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
-        record_process_figures()
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    if not multiprocess():
+        return generate_latest(REGISTRY)
+    forget_dead_workers(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    record_process_figures()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    for _ in range(READS - 1):
+        try:
+            return generate_latest(registry)
+        except (FileNotFoundError, struct.error):
+            # A worker's file was read as it was made (still empty) or removed (its worker
+            # dead) after the listing: read them all again, listing included.
+            time.sleep(0.05)
     return generate_latest(registry)

@@ -114,10 +114,6 @@ def conf_command(resolved: dict[str, Any], settings: Settings) -> Command:
     return Command(
         [sys.executable, "-m", "gunicorn", "--config", "python:launchers.gunicorn.conf"],
         config="# launchers/gunicorn/conf.py resolves to:\n" + "\n".join(lines) + "\n",
-        # A preloading master imports the app anyway, and its workers share its pages: it may
-        # as well be the launcher's process, which has imported half of it already. Without
-        # preload, each worker would unshare what the launcher left there (README, "Launchers").
-        in_process=settings.preload,
     )
 
 

@@ -2,7 +2,8 @@
 
 It builds uvicorn's `Config` from the one `Settings`, through the same translation that
 `python -m launchers uvicorn --print` shows, and runs it as `uvicorn.run()` would, but with our
-protocol and supervisor. uvicorn's CLI has no way to name either, hence this module.
+protocol, and our supervisor for several workers (`launchers.uvicorn.single` for one). uvicorn's
+CLI has no way to name either, hence this module.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ from launchers import uvicorn
 from launchers.heartbeat import BeatFiles, Heartbeat
 from launchers.metrics_dir import shared_metrics_dir
 from launchers.settings import Settings
+from launchers.uvicorn import single
 from launchers.uvicorn.limits import Config
 from launchers.uvicorn.supervisor import Supervisor
 
 
 def main() -> int:
     settings = Settings()
+    inherited = single.inherited_socket()
+    if (settings.web_concurrency or 1) == 1 and not settings.reload:
+        config = Config(**uvicorn.config(settings))
+        return single.serve(config, inherited or config.bind_socket())
     with (
         shared_metrics_dir(),
         tempfile.TemporaryDirectory(prefix="uvicorn-heartbeats-") as directory,
