@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The app's image: `docker build -t fastapi-launchers .`, then
-# `docker run -p 8000:8000 fastapi-launchers`. Settings are environment variables (README).
+# `docker run -p 8000:8000 fastapi-launchers`. Settings are environment variables
+# (docs/settings.md).
 
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
 # uv as its documentation puts it in an image: copied from its own, pinned, image.

@@ -21,12 +21,12 @@ CERTS_TOOLS := $(VENV)/.synced-certs
 DEV := $(VENV)/.synced-dev
 LAUNCHER ?=
 CERTS ?= certs
-# The app's own settings models, listed in the README's settings table after the kit's.
+# The app's own settings models, listed in docs/settings.md's table after the kit's.
 APP_SETTINGS ?= app.settings:Settings
 TRUST_STORES ?= system nss
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-granian run-gunicorn-asgi run-dev run-tls migrate certs trust untrust test bench lint format docs rename upgrade clean
+.PHONY: help run run-uvicorn run-gunicorn run-fastapi run-granian run-gunicorn-asgi run-dev run-tls migrate certs trust untrust test bench lint format docs docs-serve rename upgrade clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -91,7 +91,7 @@ untrust: $(CERTS_TOOLS) ## Remove the development CA from those stores again
 test: $(DEV) ## Run the whole test suite
 	UV=$(UV) $(PY) -m pytest
 
-bench: $(DEV) ## Measure every launcher and its peers side by side (BENCH_SECONDS=5, BENCH_ROUNDS=3)
+bench: $(DEV) ## Measure every launcher and its peers side by side (BENCH_SECONDS=5, BENCH_ROUNDS=3, BENCH_REFERENCE=false)
 	@$(PY) -m bench
 
 lint: $(DEV) ## Check formatting, lint and types (ruff, mypy)
@@ -103,8 +103,12 @@ format: $(DEV) ## Format and fix what ruff can
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-docs: $(DEV) ## Regenerate the README's settings table from the settings models
+docs: $(DEV) ## Regenerate the settings table in docs/settings.md from the settings models
 	$(PY) -m launchers.docs $(APP_SETTINGS)
+
+# NO_MKDOCS_2_WARNING: Material prints a banner about MkDocs 2 on every build otherwise.
+docs-serve: $(DEV) ## Read the docs locally at http://127.0.0.1:8001
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve -a 127.0.0.1:8001
 
 rename: $(RUNTIME) ## Rename the service wherever its name is spelled: NAME=new-name
 	@$(PY) scripts/rename.py -- "$(NAME)"

@@ -29,8 +29,8 @@ class Info(BaseModel):
 
 
 def _versions(launcher: str) -> dict[str, str]:
-    # The modules' own versions: importlib.metadata scans every installed distribution, which
-    # cost each worker 30 ms of its start-up.
+    # The modules' own versions: importlib.metadata scans every installed distribution, at
+    # every worker's start (docs/performance.md).
     found = {"python": platform.python_version(), "fastapi": fastapi.__version__}
     found["uvicorn"] = uvicorn.__version__
     if launcher == "gunicorn":
@@ -61,8 +61,8 @@ def build_info(settings: Settings) -> dict[str, Any]:
 
 
 # A dictionary in, validated and serialised by pydantic as `Info` on the way out, with the
-# request's client and the app's state each read once: 2.5 µs a request less than copying a model
-# with the two fields that change (43 against 40.5 µs, measured in one process).
+# request's client and the app's state each read once: FastAPI would dump a returned model to a
+# dictionary first, which costs more than the model's idiom saves (docs/performance.md).
 @router.get("/info", response_model=Info)
 async def info(request: Request) -> dict[str, Any]:
     state = request.app.state

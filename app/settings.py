@@ -1,7 +1,8 @@
 """The sample service's own settings, apart from the kit's (`launchers.settings`).
 
 Add your app's settings here: the launchers never read this model, so a new field needs no change
-to the kit and draws no warning. `make docs` lists these in the README's table too.
+to the kit and draws no warning. `make docs` lists these in the settings table too
+(docs/settings.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """`make bench` (`python -m bench`): every configuration in turn, over interleaved rounds.
 
 BENCH_SECONDS sets the length of each load measurement (default 5), BENCH_ROUNDS the number of
-rounds (default 3): every round measures everything once, in a rotated order, so the machine's
+rounds (default 3). Every round measures everything once, in a rotated order, so the machine's
 drift (thermal, other processes) spreads over all configurations, and the report takes medians.
 The goals' ratios come from two servers measured at once, sharing one CPU (`together`).
+A run is written to `bench/results/`, named by its date and machine, which git ignores;
+BENCH_REFERENCE=true makes it the reference run the docs quote (`bench/results/reference.*`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from functools import partial
 from pathlib import Path
 
 from bench import report, servers, wrk
-from bench.servers import CPU, INFO, SLEEP, Config
+from bench.servers import CPU, INFO, SLEEP, STARTS, Config
 from devtls.certs import CertPaths, ensure
 from tests.servers import ROOT
 
@@ -32,6 +34,7 @@ def main() -> int:
     try:
         seconds = _whole("BENCH_SECONDS", 5)
         rounds = _whole("BENCH_ROUNDS", 3)
+        reference = _flag("BENCH_REFERENCE")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -60,7 +63,7 @@ def main() -> int:
                 step()
         _progress(total, total, began, "done")
     medians = {key: statistics.median(values) for key, values in samples.items()}
-    written = report.write(medians, seconds=seconds, rounds=rounds, cpus=cpus)
+    written = report.write(medians, seconds=seconds, rounds=rounds, cpus=cpus, reference=reference)
     print(written[0].read_text())
     print("written: " + ", ".join(str(path) for path in written), file=sys.stderr)
     return 0
@@ -81,11 +84,18 @@ def plan(
             samples[("start", config.name, 1)].append(server.started_in)
             _record(samples, ("load", config.name, 1, INFO, "http"), server.url + INFO, seconds)
             samples[("pss", config.name, 1)].append(servers.pss(server.proc.pid))
+        started(config, 1, STARTS - 1)
 
     def four(config: Config) -> None:
         with servers.running(config, 4, workdir) as server:
             samples[("start", config.name, 4)].append(server.started_in)
             samples[("pss", config.name, 4)].append(servers.pss(server.proc.pid))
+        started(config, 4, STARTS - 1)
+
+    def started(config: Config, workers: int, times: int) -> None:
+        for _ in range(times):
+            with servers.running(config, workers, workdir) as server:
+                samples[("start", config.name, workers)].append(server.started_in)
 
     # The goals' ratios are measured with both configurations at once, on one CPU, each loaded
     # by its own wrk on another. One after the other, a small VM's swings (±20 % from one second
@@ -160,6 +170,13 @@ def _whole(name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name}={value!r} is not a whole number of at least 1.")
     return int(value)
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", ""):
+        raise ValueError(f"{name}={value!r} is neither true nor false.")
+    return value in ("true", "1")
 
 
 def _certificates(workdir: Path) -> tuple[Path, Path]:

@@ -13,7 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench import wrk
-from bench.servers import CPU, INFO, SLEEP
+from bench.servers import CPU, INFO, SLEEP, STARTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OURS, BARE, RAW = "ours: uvicorn", "bare FastAPI, fastapi run", "raw ASGI, uvicorn"
@@ -29,10 +29,16 @@ STOCK = {
 Medians = dict[tuple[object, ...], float]
 
 
-def write(medians: Medians, *, seconds: int, rounds: int, cpus: int) -> list[Path]:
-    """The figures as JSON, then the Markdown and chart drawn from them: [md, png, json]."""
+REFERENCE = RESULTS / "reference.json"  # the run the docs quote, the only one committed
+
+
+def write(
+    medians: Medians, *, seconds: int, rounds: int, cpus: int, reference: bool = False
+) -> list[Path]:
+    """The figures as JSON, then the Markdown and chart drawn from them: [md, png, json]. A run
+    is named by its date and machine (git ignores it), or replaces the reference run."""
     RESULTS.mkdir(exist_ok=True)
-    figures = RESULTS / f"{dt.date.today()}-{socket.gethostname()}.json"
+    figures = REFERENCE if reference else RESULTS / f"{dt.date.today()}-{socket.gethostname()}.json"
     data = {"seconds": seconds, "rounds": rounds, "cpus": cpus, "medians": list(medians.items())}
     figures.write_text(json.dumps(data, indent=0) + "\n")
     return [*redraw(figures), figures]
@@ -97,8 +103,8 @@ def render(
         f"keep-alive, counted from {wrk.WARMUP} s after the start, once the connections are up "
         "(a TLS handshake is paid once a connection, not once a measurement). Servers log to a "
         "file, as to a container runtime's pipe (so our launchers log JSON: `LOG_FORMAT=auto`). "
-        "Start-up: from launch to every worker answering. Memory: PSS summed over the process "
-        "tree, just after start-up.",
+        f"Start-up: from launch to every worker answering, {STARTS} starts a round. Memory: PSS "
+        "summed over the process tree, at 1 worker after its load, at 4 just after start-up.",
         "",
         "## Launchers: GET /info, one worker; start-up and memory at 1 and 4 workers",
         "",

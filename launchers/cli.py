@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launchers import ALIASES, LAUNCHERS, load, logs, migrate
-from launchers.command import Command
+from launchers.command import Command, Launcher, Plain
 from launchers.errors import ConfigError, dotenv_typos, load_settings, report
 from launchers.metrics_dir import empty
 from launchers.preflight import check_app, check_port, check_tls, unsupported
@@ -34,6 +34,15 @@ class Plan:
     command: Command
     banner: str  # the start-up line: where, how many workers, and why
     warnings: list[str]
+    launcher: Launcher
+    env: dict[str, str]  # what workers learn of how they are served, whatever the command
+
+    def plain(self) -> Plain:
+        """The stock server's nearest command, and what it loses; for `--print` only, as it
+        imports the server's CLI."""
+        plain = self.launcher.plain(self.settings)
+        lost = [*plain.loses, *_own_work(self.settings)]
+        return dataclasses.replace(plain, loses=lost, env=self.env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     choices = ", ".join([*LAUNCHERS, *ALIASES])
     parser.add_argument("name", nargs="?", help=f"launcher ({choices}); default: LAUNCHER")
     parser.add_argument(
-        "--print", action="store_true", help="print the native command and exit, run nothing"
+        "--print",
+        action="store_true",
+        help="print the native command, then the nearest plain one, and exit; run nothing",
     )
     args = parser.parse_args(argv)
     try:
@@ -49,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.print:
             for warning in plan.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
-            print(plan.command.render())
+            print(plan.command.render().rstrip("\n"), plan.plain().render(), sep="\n\n")
             return 0
         check_tls(plan.settings)
         if INHERITED not in os.environ:  # a restart in place keeps the port it listens on
@@ -93,7 +104,17 @@ def prepare(requested: str | None) -> Plan:
     env = {"LAUNCHER": name, "WEB_CONCURRENCY": str(workers.count)}
     command = dataclasses.replace(command, env=command.env | env)
     banner = f"{name}: serving {settings.app} at {_url(settings)} with {workers}"
-    return Plan(settings, command, banner + _trust_hint(settings), warnings)
+    return Plan(settings, command, banner + _trust_hint(settings), warnings, launcher, env)
+
+
+def _own_work(settings: Settings) -> list[str]:
+    """What this command does before any server starts, which no plain command does."""
+    work = ["the checks before start that name a bad setting"]
+    if settings.migrate and settings.migrations_function is not None:
+        work.append("MIGRATE (run `python -m launchers.migrate` first)")
+    if settings.prometheus_multiproc_dir is not None:
+        work.append("PROMETHEUS_MULTIPROC_DIR emptied at start")
+    return work
 
 
 def _url(settings: Settings) -> str:

@@ -1,15 +1,22 @@
-"""What a launcher produces: a native command, with the environment its workers need."""
+"""What a launcher produces: a native command, with the environment its workers need; and, for
+`--print`, the stock server's nearest plain command, made from the same translation."""
 
 from __future__ import annotations
 
 import runpy
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from launchers.settings import Settings
+
+if TYPE_CHECKING:
+    import click
+
+# Several workers each count alone unless they share a directory, which the launchers make.
+METRICS = "one /metrics across workers (set PROMETHEUS_MULTIPROC_DIR to an empty directory)"
 
 
 @dataclass(frozen=True)
@@ -23,8 +30,7 @@ class Command:
     config: str = ""  # a native configuration file, where the server reads one
 
     def render(self) -> str:
-        env = [f"{name}={shlex.quote(value)}" for name, value in sorted(self.env.items())]
-        text = " ".join([*env, shlex.join(self.argv)])
+        text = _shell(self.env, self.argv)
         return f"{text}\n\n{self.config}" if self.config else text
 
     def run_in_process(self) -> None:
@@ -58,6 +64,32 @@ class Launcher(Protocol):
 
     def command(self, settings: Settings) -> Command: ...
 
+    def plain(self, settings: Settings) -> Plain:
+        """The stock server's own command nearest to `command()`: the same translation, our
+        parts swapped for the stock ones, passed through the flags the server's CLI declares.
+        What has no flag there is named in `Plain.loses`, never dropped silently."""
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A command of the stock server's CLI alone (`uvicorn APP --workers 2`), for a reader who
+    runs the server without the kit, and what it loses against the launcher."""
+
+    argv: list[str]
+    loses: list[str]  # what the launcher adds that this command lacks, a phrase each
+    little: bool = False  # the launcher adds little to this server, and says so
+    env: dict[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        loses = "loses little" if self.little else "loses"
+        comment = f"# nearest plain command ({loses}: {'; '.join(self.loses)})"
+        return f"{comment}\n{_shell(self.env, self.argv)}"
+
+
+def _shell(env: Mapping[str, str], argv: list[str]) -> str:
+    assignments = [f"{name}={shlex.quote(value)}" for name, value in sorted(env.items())]
+    return " ".join([*assignments, shlex.join(argv)])
+
 
 def call(callee: str, arguments: Mapping[str, object]) -> str:
     """`callee(...)` as Python source, an argument a line: what `--print` shows of a server that
@@ -79,3 +111,58 @@ def cli_options(settings: Settings, options: Mapping[str, str]) -> list[str]:
         elif value not in (None, ""):
             argv += [flag, str(value)]
     return argv
+
+
+def click_flags(cli: click.Command, options: Mapping[str, object]) -> tuple[list[str], list[str]]:
+    """A server's native options (its Python API's arguments) as flags of its click CLI, matched
+    by parameter name: the CLI's own declarations say which can be given and how. Returns the
+    argv, and the names of the options it has no flag for (or whose value it would refuse)."""
+    import click
+
+    params = {param.name: param for param in cli.params}
+    argv: list[str] = []
+    unflagged: list[str] = []
+    for name, value in options.items():
+        param = params.get(name)
+        if param is None or not _passable(param, value):
+            unflagged.append(name)
+        elif value is None or (value == "" and param.default in ("", None)):
+            continue  # unset: the CLI's default says the same
+        elif isinstance(param, click.Argument):
+            argv.append(str(value))
+        elif isinstance(param, click.Option) and param.is_bool_flag:
+            if value or param.secondary_opts:
+                argv.append(_long(param.opts if value else param.secondary_opts))
+        else:
+            argv += [_long(param.opts), str(value)]
+    return argv, unflagged
+
+
+def _passable(param: click.Parameter, value: object) -> bool:
+    import click
+
+    if value is None:
+        return True
+    if type(value) not in (str, int, float, bool):  # a dict, a class, a constant: no flag
+        return False
+    try:
+        param.type.convert(value, param, None)
+    except (click.BadParameter, TypeError, ValueError):
+        return False
+    return True
+
+
+def _long(opts: list[str]) -> str:
+    return next((opt for opt in opts if opt.startswith("--")), opts[0])
+
+
+def losses(unflagged: Iterable[str], described: Mapping[str, str | None]) -> list[str]:
+    """What a plain command loses, by the native options it could not pass: each phrase once, in
+    order. `None` describes an option whose absence changes nothing; an option that is not
+    described at all is named as it is, not dropped."""
+    found: list[str] = []
+    for name in unflagged:
+        phrase = described.get(name, f"{name}, which has no flag")
+        if phrase is not None and phrase not in found:
+            found.append(phrase)
+    return found

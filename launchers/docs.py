@@ -1,8 +1,8 @@
-"""The README's settings table, made from the settings declarations and each launcher's OPTIONS.
+"""The docs' settings table, made from the settings declarations and each launcher's OPTIONS.
 
 The kit's `Settings` first, then the app's own models, named as `module:Model` on the command
-line (`make docs` names the sample's, `app.settings:Settings`). It is written into README.md
-between the markers; a test fails when the two differ.
+line (`make docs` names the sample's, `app.settings:Settings`). It is written into
+`docs/settings.md` between the markers; a test fails when the two differ.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from launchers.preflight import server_settings
 from launchers.settings import Settings
 
 BEGIN, END = "<!-- settings-table: begin -->", "<!-- settings-table: end -->"
+PAGE = Path("docs/settings.md")  # from the repository's root, where `make docs` runs
 
 
 def settings_table(app_models: Sequence[type[BaseSettings]] = ()) -> str:
@@ -58,19 +59,26 @@ def _native(field: str, launcher: Launcher) -> str:
     return f"no (it uses `{launcher.IGNORED.get(field)}`; warns)"
 
 
-def update(readme: Path, app_models: Sequence[type[BaseSettings]] = ()) -> bool:
-    """Write the table into `readme`; True if it changed."""
-    text = readme.read_text()
+def update(page: Path, app_models: Sequence[type[BaseSettings]] = ()) -> bool:
+    """Write the table into `page`, between its markers; True if it changed."""
+    text = page.read_text()
     table = settings_table(app_models)
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    new = pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text)
-    readme.write_text(new)
+    new, found = pattern.subn(lambda _: f"{BEGIN}\n{table}\n{END}", text)
+    if not found:  # rather than report "up to date" for a table that is nowhere
+        raise ValueError(f"{page} has no {BEGIN} ... {END} markers to write the table between")
+    page.write_text(new)
     return new != text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     models = [resolve_name(name) for name in (sys.argv[1:] if argv is None else argv)]
-    print("README.md updated" if update(Path("README.md"), models) else "README.md up to date")
+    try:
+        changed = update(PAGE, models)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{PAGE} updated" if changed else f"{PAGE} up to date")
     return 0
 
 

@@ -3,14 +3,14 @@
 It is uvicorn underneath (spawn model with `--workers`), but exposes only host, port, workers,
 reload, root path and proxy headers; and, because it calls `uvicorn.run()` rather than uvicorn's
 CLI, `UVICORN_*` variables do not reach it. The entrypoint is passed explicitly: path discovery
-would import the app once more in the parent process.
+would import the app once more in the parent process. Its plain command is the same one.
 """
 
 from __future__ import annotations
 
 import sys
 
-from launchers.command import Command, cli_options
+from launchers.command import Command, Plain, cli_options
 from launchers.settings import Settings
 
 OPTIONS = {
@@ -59,3 +59,9 @@ def notes(settings: Settings) -> list[str]:
 def command(settings: Settings) -> Command:
     argv = [sys.executable, "-m", "fastapi", "run", "--entrypoint", settings.app]
     return Command(argv + cli_options(settings, OPTIONS))
+
+
+def plain(settings: Settings) -> Plain:
+    """`fastapi run ...`: the very same arguments; the launcher adds only what it does first."""
+    _python, _dash_m, module, *args = command(settings).argv
+    return Plain([module, *args], [], little=True)

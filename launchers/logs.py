@@ -23,8 +23,8 @@ from typing import Any, TextIO
 import orjson
 
 # structlog imports rich, when it is installed (fastapi-cli brings it), to render exceptions on a
-# console; our renderers do without, and that import would cost every process a fifth of a second
-# at start. So rich is hidden from that one import (an import of None fails), and only from it.
+# console; our renderers do without, and that import is slow (docs/performance.md). So rich is
+# hidden from that one import (an import of None fails), and only from it.
 if "rich" not in sys.modules:
     sys.modules["rich"] = None  # type: ignore[assignment]
     try:
@@ -133,8 +133,7 @@ _json_line = functools.partial(orjson.dumps, option=orjson.OPT_UTC_Z | orjson.OP
 
 def json_lines(events: list[dict[str, Any]]) -> str:
     # One pass of orjson over the turn's events, rather than one call as each is logged, when
-    # its code and data have gone cold since the last request: 0.5 µs less a request (measured
-    # in one process, 50 requests a turn).
+    # its code and data have gone cold since the last request.
     return b"".join(map(_json_line, events)).decode()
 
 
@@ -148,12 +147,11 @@ def formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
 
 def access_logger(settings: Settings) -> AccessLine:
     """The access log: a request's fields in, one line out, in the same rendering as every other
-    line, written straight to stdout a turn of the event loop at a time. It runs once per request:
-    through the standard library's logger, record and handler, a write per line, it cost a
-    quarter of a worker's throughput on a small endpoint; through structlog's processor chain,
-    8 µs a line. A JSON line is made here instead, from the one dictionary, with the keys and
-    values structlog's chain (`DIRECT`, then JSON) gives every other line, and rendered by orjson
-    with the rest of its turn's lines (`json_lines`): 1.5 µs a line in all."""
+    line, written straight to stdout a turn of the event loop at a time. It runs once per request,
+    so neither the standard library's logger, record and handler nor structlog's processor chain
+    (docs/performance.md): the line is made here from the one dictionary, with the keys and values
+    structlog's chain (`DIRECT`, then JSON) gives every other line, and rendered by orjson with
+    the rest of its turn's lines (`json_lines`)."""
     if logging.getLevelNamesMapping()[settings.log_level.upper()] > logging.INFO:
         return _unlogged
     if settings.log_format == "json":

@@ -1,9 +1,8 @@
 """This process's pid, read once per process instead of once per call.
 
-`os.getpid()` is a system call, and the access log and the metrics need the pid several times
-per request: on a virtual machine, where system calls are dear, that cost a tenth of a worker's
-throughput on a small endpoint. A forked child refreshes it at once; a spawned one imports this
-module afresh.
+`os.getpid()` is a system call, dear on a virtual machine, and the access log and the metrics
+need the pid several times per request (docs/performance.md). A forked child refreshes it at
+once; a spawned one imports this module afresh.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 The service's name is spelled in a dozen places: the package (pyproject.toml, which also names
 the development CA), the sample's API title (OpenTelemetry's `service.name` unless
 `SERVICE_NAME` is set), the image and the compose project, the Kubernetes names, labels and
-secret, the README. The kit (`launchers/`) spells none of them. This replaces
-the current name, the one pyproject.toml gives, wherever a file of the tree spells it (also with
-`_` for `-`), and changes nothing else. Running it again with the same name changes nothing; a
-name the code spells already (`app`, `fastapi`) is refused, so that a later rename stays exact.
+secret, the README and the docs (`docs/`, `mkdocs.yml`). The kit (`launchers/`) spells none
+of them. This replaces the current name, the one pyproject.toml gives, wherever a file of the
+tree spells it (also with `_` for `-`), and changes nothing else. Running it again with the same
+name changes nothing; a name the code spells already (`app`, `fastapi`) is refused, so that a
+later rename stays exact.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def postgresql() -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """What the image tests measured (its size, its drain), for the CI log and the README."""
+    """What the image tests measured (its size, its drain), for the CI log and the docs."""
     from tests.podman import MEASURED
 
     if MEASURED:

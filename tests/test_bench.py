@@ -108,14 +108,35 @@ def test_worker_counts_of_the_study() -> None:
     assert worker_counts(8) == [1, 2, 8, 17]
 
 
-def test_bad_bench_settings_are_named() -> None:
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ("BENCH_SECONDS=soon", "BENCH_SECONDS='soon' is not a whole number of at least 1."),
+        ("BENCH_REFERENCE=maybe", "BENCH_REFERENCE='maybe' is neither true nor false."),
+    ],
+)
+def test_bad_bench_settings_are_named(setting: str, error: str) -> None:
+    name, value = setting.split("=")
     result = subprocess.run(
         [sys.executable, "-m", "bench"],
         cwd=ROOT,
-        env=clean_env(BENCH_SECONDS="soon"),
+        env=clean_env(**{name: value}),
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert result.returncode == 2
-    assert result.stderr == "error: BENCH_SECONDS='soon' is not a whole number of at least 1.\n"
+    assert (result.returncode, result.stderr) == (2, f"error: {error}\n")
+
+
+def test_a_run_is_dated_and_ignored_unless_it_is_the_reference(tmp_path: Path) -> None:
+    committed = subprocess.run(
+        ["git", "ls-files", "bench/results"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(committed) == [f"bench/results/reference.{ext}" for ext in ("json", "md", "png")]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "bench/results/2026-12-07-vm.md", "bench/results/reference.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert ignored == ["bench/results/2026-12-07-vm.md"]

@@ -35,7 +35,7 @@ def test_probes() -> None:
 
 
 def test_startup_heap_is_frozen_out_of_full_collections() -> None:
-    """What start-up made is walked by no collection after it (README: fastapi-cli's p99)."""
+    """What start-up made is walked by no collection after it (docs: performance)."""
     gc.unfreeze()
 
     async def check(client: httpx.AsyncClient) -> None:

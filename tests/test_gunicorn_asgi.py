@@ -145,7 +145,7 @@ def test_sigterm_answers_in_flight_requests_and_readyz_turns_503(tmp_path: Path)
                     pass
                 server.proc.send_signal(signal.SIGTERM)
                 # Asked once no worker accepts: a request sent as one begins to stop can find
-                # its kept-alive connection closed under it (README, "Launchers").
+                # its kept-alive connection closed under it (docs/launchers.md).
                 await asyncio.to_thread(wait_for, lambda: refused(port), 5, "refused")
                 response = await probe.get(server.url + "/readyz")
                 assert (response.status_code, response.headers["connection"]) == (503, "close")

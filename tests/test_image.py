@@ -159,7 +159,7 @@ def test_the_image_holds_the_runtime_only(podman: Podman, built: Built) -> None:
     )
     development = {"pip", "setuptools", "pytest", "ruff", "mypy", "trustme", "devtls", "tests"}
     assert not development & {name.split("-")[0] for name in sizes}
-    assert venv < 150 * 2**20, "runtime dependencies only (README: what each weighs)"
+    assert venv < 150 * 2**20, "runtime dependencies only (docs/deployment.md: what each weighs)"
 
 
 def test_the_kubernetes_pod_plays_under_podman(

@@ -32,7 +32,7 @@ from tests.servers import (
 )
 
 MANAGERS = ["uvicorn", "gunicorn", "gunicorn-asgi"]
-# granian too, where it behaves as they do (README, "Launchers": what it lacks).
+# granian too, where it behaves as they do (docs/launchers.md: what it lacks).
 SERVERS = [*MANAGERS, "granian"]
 
 

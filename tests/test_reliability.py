@@ -29,10 +29,10 @@ from tests.servers import (
 )
 
 # Drains, reloads and recycling under load fail no request on these; gunicorn's own ASGI worker
-# fails a few in some runs (README, "Launchers": gunicorn-asgi), so it is left out of those.
+# fails a few in some runs (docs/launchers.md: gunicorn-asgi), so it is left out of those.
 STEADY = ["uvicorn", "gunicorn"]
 MANAGERS = [*STEADY, "gunicorn-asgi"]
-# granian too, where it behaves as they do (README, "Launchers": what it lacks).
+# granian too, where it behaves as they do (docs/launchers.md: what it lacks).
 SERVERS = [*MANAGERS, "granian"]
 
 

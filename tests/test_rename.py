@@ -103,9 +103,10 @@ def test_rename_changes_the_name_and_nothing_else(tmp_path: Path) -> None:
             assert old.encode() not in after[name], f"{name} still spells {old}"
     assert "rename: pyproject.toml" in renamed.stdout
 
-    # Where the name is expected: the package, the setting, the compose project, the manifests.
+    # Where the name is expected: the package, the compose project, the docs, the manifests.
     assert tomllib.loads((copy / "pyproject.toml").read_text())["project"]["name"] == NEW
     assert yaml.safe_load((copy / "compose.yaml").read_text())["name"] == NEW
+    assert yaml.safe_load((copy / "mkdocs.yml").read_text())["site_name"] == NEW
     deployment = yaml.safe_load((copy / "deploy/kubernetes/deployment.yaml").read_text())
     assert deployment["metadata"]["name"] == NEW
     assert deployment["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": NEW}

@@ -98,7 +98,7 @@ def test_make_run_tls(launcher: str, certs: CertPaths, tmp_path: Path) -> None:
         with httpx.Client(http2=True, verify=server.verify) as client:
             version = client.get(server.url + "/info").http_version
         assert (handshake(port, _alpn(certs.ca)), version) == ("h2", "HTTP/2")
-        # A Python client that trusts the CA through the environment, as the README shows.
+        # A Python client that trusts the CA through the environment, as docs/https.md shows.
         script = "import httpx, sys; print(httpx.get(sys.argv[1]).json()['tls'])"
         python = subprocess.run(
             [sys.executable, "-c", script, server.url + "/info"],

@@ -113,7 +113,7 @@ class AccessLog:
                 "route": template,
                 "path": scope["path"],
                 "status": status,
-                "duration_ms": int(duration * 1e6 + 0.5) / 1000,  # round(), 5 times faster
+                "duration_ms": round(duration * 1000, 3),
                 "client": f"{client[0]}:{client[1]}" if client else None,
             }
         )

@@ -2,13 +2,13 @@
 
 In multiprocess mode every change of a value (an increment, a set) is a locked write to the
 worker's memory-mapped file: five per request here (the request counted, its duration's sum and
-bucket, requests in progress up and down), which cost 7 % of a worker's throughput on `/info`
-(`make bench`). Changes made on the event loop are added up in memory instead and written as
-the loop's turn ends: a turn that answers 50 requests writes each value once. A value that
-follows a state changing many times a turn (requests in progress) is set once, just before the
-write (`before_write`). A scrape writes first, so it sees every value as of its own request.
-Changes from other threads (`/metrics` reads in one) are written at once, as the library does;
-what is pending is written at exit too.
+bucket, requests in progress up and down), a share of a worker's throughput that shows on a small
+endpoint (docs/performance.md). Changes made on the event loop are added up in memory instead
+and written as the loop's turn ends: a turn that answers 50 requests writes each value once. A
+value that follows a state changing many times a turn (requests in progress) is set once, just
+before the write (`before_write`). A scrape writes first, so it sees every value as of its own
+request. Changes from other threads (`/metrics` reads in one) are written at once, as the
+library does; what is pending is written at exit too.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Spawn model, like uvicorn's manager, but each worker's sockets, HTTP parsing and
 on a Rust thread beside the Python one, outside the GIL: a worker can keep more than one CPU busy.
 The translation is to `granian.Granian` arguments, run by `launchers.granian`: granian's CLI
 takes its logging configuration only as a file, and the metrics directory has to outlive its
-workers.
+workers. Little else: `plain()`, the same arguments as granian's own flags, loses little.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from launchers import logs
-from launchers.command import Command, call
+from launchers.command import METRICS, Command, Plain, call, click_flags, losses
 from launchers.settings import Settings
 
 OPTIONS = {
@@ -87,3 +87,35 @@ def command(settings: Settings) -> Command:
         [sys.executable, "-m", "launchers.granian"],
         config="# launchers/granian/__main__.py runs:\n" + call("Granian", config(settings)),
     )
+
+
+# `granian.Granian` arguments that granian's CLI names otherwise (granian/cli.py).
+CLI_NAMES = {
+    "target": "app",
+    "address": "host",
+    "ssl_cert": "ssl_certificate",
+    "ssl_key": "ssl_keyfile",
+}
+
+
+def plain(settings: Settings) -> Plain:
+    """`granian --interface asgi --flags APP`: `config()` through granian's CLI."""
+    from granian.cli import cli  # the flags it declares; imported for `--print` only
+
+    options: dict[str, Any] = {}
+    for name, value in config(settings).items():
+        if name.endswith("_settings"):  # `http1_settings={"x": 1}` is `--http1-x 1`
+            prefix = name.removesuffix("_settings")
+            options |= {f"{prefix}_{key}": item for key, item in value.items()}
+        else:
+            options[CLI_NAMES.get(name, name)] = value
+    argv, unflagged = click_flags(cli, options)
+    described = {
+        "log_dictconfig": "LOG_FORMAT on granian's own lines",
+        "reload_filter": "RELOAD watching Python files only" if settings.reload else None,
+    }
+    lost = losses(unflagged, described)
+    if (settings.web_concurrency or 1) > 1:
+        lost.append(METRICS)
+    lost.append("SIGTTIN and SIGTTOU ignored (they suspend granian's manager)")
+    return Plain(["granian", *argv], lost, little=True)

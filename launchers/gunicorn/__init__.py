@@ -3,7 +3,8 @@
 Fork means workers start as copies of the master, cheaply; the master also restarts dead or
 stuck workers (its `timeout` heartbeat comes from each worker's event loop). gunicorn reads its
 configuration from `launchers.gunicorn.conf`, which applies `config()` below, so the printed
-configuration and the running one are the same translation.
+configuration and the running one are the same translation; `plain()` passes it as gunicorn's
+flags, with uvicorn-worker's own worker class in place of ours.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from types import FunctionType
 from typing import Any
 
 from launchers import logs, uvicorn
-from launchers.command import Command
+from launchers.command import METRICS, Command, Plain, losses
 from launchers.gunicorn import hooks
 from launchers.settings import Settings
 
@@ -55,6 +56,10 @@ def notes(settings: Settings) -> list[str]:
 
 
 WORKER = "launchers.gunicorn.worker.UvicornWorker"
+STOCK_WORKER = "uvicorn_worker.UvicornWorker"  # the class ours refines
+# gunicorn settings that the stock worker does not hand to uvicorn (uvicorn_worker/_workers.py):
+# ours passes `uvicorn.server_options()` instead. The plain command leaves them out.
+UNREAD = {"worker_connections": "MAX_CONNECTIONS", "root_path": "ROOT_PATH"}
 
 
 def config(settings: Settings) -> dict[str, Any]:
@@ -110,14 +115,85 @@ def command(settings: Settings) -> Command:
 def conf_command(resolved: dict[str, Any], settings: Settings) -> Command:
     """gunicorn run with `launchers.gunicorn.conf`, which applies `resolved`: this launcher's
     `config()`, or gunicorn-asgi's (the module picks by `LAUNCHER`)."""
-    lines = [f"{name} = {_render(value)}" for name, value in resolved.items()]
     return Command(
         [sys.executable, "-m", "gunicorn", "--config", "python:launchers.gunicorn.conf"],
-        config="# launchers/gunicorn/conf.py resolves to:\n" + "\n".join(lines) + "\n",
+        config="# launchers/gunicorn/conf.py resolves to this gunicorn.conf.py:\n"
+        + conf_file(resolved),
     )
 
 
-def _render(value: object) -> str:
-    if isinstance(value, FunctionType):
-        return f"{value.__module__}.{value.__qualname__}"
-    return repr(value)
+def conf_file(resolved: dict[str, Any]) -> str:
+    """`resolved` as a gunicorn.conf.py that runs as it is, as `launchers.gunicorn.conf` does:
+    the metrics directory shared first, the hooks imported by name."""
+    hooks = {name: value for name, value in resolved.items() if isinstance(value, FunctionType)}
+    lines = ["from launchers.gunicorn.hooks import share_metrics"]
+    lines += [f"from {hook.__module__} import {hook.__qualname__}" for hook in hooks.values()]
+    lines += ["", "share_metrics()", ""]
+    for name, value in resolved.items():
+        if name not in hooks:
+            lines.append(f"{name} = {value!r}")
+        elif name != value.__qualname__:
+            lines.append(f"{name} = {value.__qualname__}")
+    return "\n".join(lines) + "\n"
+
+
+def plain(settings: Settings) -> Plain:
+    """`gunicorn --worker-class uvicorn_worker.UvicornWorker --flags APP`: `config()` through
+    gunicorn's flags, with the stock worker, which runs uvicorn's server with few options."""
+    options = config(settings)
+    unread = [setting for name, setting in UNREAD.items() if options.pop(name) not in ("", None)]
+    argv, unflagged = flags(options | {"worker_class": STOCK_WORKER})
+    worker = uvicorn.protocol_losses(settings)
+    if unread:
+        worker.append(f"{' and '.join(unread)}, which the stock worker does not pass to uvicorn")
+    worker += [
+        "SIGQUIT stopping a worker at once",
+        "the heartbeat while a worker drains, and workers stopping when the master is killed",
+    ]
+    if settings.http2:
+        worker.append("HTTP2 (the stock worker has no option for it)")
+    if not settings.server_header:
+        worker.append("SERVER_HEADER=false (the stock worker sends `Server: uvicorn`)")
+    return Plain(["gunicorn", *argv], worker + losses(unflagged, hook_losses(settings)))
+
+
+def hook_losses(settings: Settings) -> dict[str, str | None]:
+    """What the plain command loses without each of our hooks, or `None` for nothing here."""
+    scaled = "the worker count SIGTTIN/SIGTTOU set kept across SIGHUP"
+    return {
+        "logconfig_dict": "LOG_FORMAT on the master's lines",
+        "on_starting": "SIGINT draining like SIGTERM",
+        "pre_fork": "PRELOAD's app kept out of the collector's reach" if settings.preload else None,
+        "on_reload": scaled,
+        "nworkers_changed": scaled,
+        "child_exit": METRICS,
+        "on_exit": METRICS,
+        # The stock worker gives uvicorn gunicorn's default, deprecated PROTOCOL_TLS: it warns.
+        "ssl_version": None,
+    }
+
+
+def flags(options: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """gunicorn settings as its command-line flags, as each setting declares them; the app last.
+    Returns the argv, and the settings that have no flag (hooks, a dictionary, a constant)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    declared = {setting.name: setting for setting in KNOWN_SETTINGS}
+    argv: list[str] = []
+    unflagged: list[str] = []
+    for name, value in options.items():
+        setting = declared[name]
+        flag = next((f for f in setting.cli or [] if f.startswith("--")), None)
+        if name == "wsgi_app" or value is None or value == setting.default == "":
+            continue  # the app comes last; unset, or empty as by default: nothing to say
+        if flag is None or type(value) not in (str, int, bool, list):
+            unflagged.append(name)
+        elif setting.action == "store_true":
+            argv += [flag] if value else []
+        else:
+            argv += [part for item in _listed(value) for part in (flag, str(item))]
+    return [*argv, options["wsgi_app"]], unflagged
+
+
+def _listed(value: object) -> list[object]:
+    return value if isinstance(value, list) else [value]

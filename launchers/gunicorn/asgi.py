@@ -3,7 +3,7 @@
 The gunicorn launcher's translation (`launchers.gunicorn.config`: bind, workers, timeouts,
 recycling, preload, logging, the hooks that share the metrics directory), with gunicorn's worker
 in place of uvicorn's. No uvicorn underneath, so none of our protocol's guards either: IGNORED
-says what the worker does without them.
+says what the worker does without them. Its plain command (`plain()`) loses only our hooks.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import signal
 from typing import Any
 
 from launchers import gunicorn
-from launchers.command import Command
+from launchers.command import Command, Plain, losses
 from launchers.installed import warn_if_lacking
 from launchers.settings import Settings
 
@@ -65,6 +65,14 @@ def config(settings: Settings) -> dict[str, Any]:
 
 def command(settings: Settings) -> Command:
     return gunicorn.conf_command(config(settings), settings)
+
+
+def plain(settings: Settings) -> Plain:
+    """`gunicorn --worker-class asgi --flags APP`: `config()` as its flags, less our hooks."""
+    argv, unflagged = gunicorn.flags(config(settings))
+    held = "a stop signal sent while a worker imports the app (held until its loop runs)"
+    described = gunicorn.hook_losses(settings) | {"post_fork": held, "post_worker_init": held}
+    return Plain(["gunicorn", *argv], losses(unflagged, described))
 
 
 # uvloop (the worker's loop when installed) reads its signals only while the loop runs: a stop

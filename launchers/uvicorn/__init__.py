@@ -6,7 +6,8 @@ start-up costs one full import per worker and no memory is shared copy-on-write.
 The translation is to `uvicorn.Config` arguments, run by `launchers.uvicorn` with our
 protocol (drain without resets, header limits) and supervisor (stuck event loops replaced).
 `server_options()` is the part every uvicorn server needs whoever manages it: the gunicorn
-launcher's worker uses it too.
+launcher's worker uses it too. `plain()` is the same `config()` as `uvicorn APP --flags`, with
+uvicorn's own protocol and manager.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from typing import Any
 
 from launchers import logs
-from launchers.command import Command, call
+from launchers.command import METRICS, Command, Plain, call, click_flags, losses
 from launchers.settings import Settings
 from launchers.uvicorn.limits import Limits
 
@@ -62,7 +63,12 @@ def notes(settings: Settings) -> list[str]:
     ]
 
 
-PROTOCOL = "launchers.uvicorn.protocol:HttpToolsProtocol"
+# Our protocol classes, by HTTP2: each refines the one uvicorn's own options below would load.
+PROTOCOLS: dict[bool, tuple[str, dict[str, Any]]] = {
+    False: ("launchers.uvicorn.protocol:HttpToolsProtocol", {"http": "httptools"}),
+    True: ("launchers.uvicorn.zttp:AutoZttpProtocol", {"http": "zttp", "http2": True}),
+}
+DRAIN = "drain without connection resets"
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -70,7 +76,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {
         # zttp serves HTTP/2 and HTTP/1.1 with our drain, not our limits; uvicorn's `http2=True`
         # would load its own dispatcher in place of ours, which offers h2 through ALPN too.
-        "http": "launchers.uvicorn.zttp:AutoZttpProtocol" if settings.http2 else PROTOCOL,
+        "http": PROTOCOLS[settings.http2][0],
         "http2": False,
         "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": settings.graceful_timeout,
@@ -114,3 +120,35 @@ def command(settings: Settings) -> Command:
         [sys.executable, "-m", "launchers.uvicorn"],
         config="# launchers/uvicorn/__main__.py runs:\n" + call("Config", config(settings)),
     )
+
+
+def plain(settings: Settings) -> Plain:
+    """`uvicorn APP --flags`: `config()` with uvicorn's own protocol, through its CLI."""
+    from uvicorn.main import main as cli  # the flags it declares; imported for `--print` only
+
+    options = config(settings) | PROTOCOLS[settings.http2][1]
+    argv, unflagged = click_flags(cli, options)
+    described = {
+        "limits": "WORKER_TIMEOUT (a stuck event loop replaced)",
+        "log_config": "LOG_FORMAT on lines logged before the app is imported (all a manager's)",
+    }
+    lost = protocol_losses(settings)
+    if not settings.http2:  # zttp counts idle connections, under ours too (`notes()`)
+        lost.append("MAX_CONNECTIONS counting requests, not idle connections")
+    lost += losses(unflagged, described)
+    if (settings.web_concurrency or 1) > 1:
+        lost += ["SIGQUIT stopping every worker at once", METRICS]
+    elif not settings.reload:
+        lost.append("SIGHUP and MAX_REQUESTS restarting the one process in place (it exits)")
+    return Plain(["uvicorn", *argv], lost)
+
+
+def protocol_losses(settings: Settings) -> list[str]:
+    """What uvicorn's own protocol lacks of ours: the httptools one, or zttp for HTTP2."""
+    if settings.http2:
+        return [DRAIN]  # our zttp adds the drain alone
+    return [
+        DRAIN,
+        "MAX_HEADER_SIZE, HEADER_TIMEOUT and BODY_TIMEOUT",
+        "the RFC 9112 framing checks",
+    ]

@@ -23,7 +23,7 @@ class _Outbox:
     """The writes of this turn of the event loop, in order, sent as it ends (a callback queued
     behind the turn's handlers), or at once when they reach `LIMIT`: a transport asks its
     writers to pause only for what it holds, so this bounds what it does not see yet. What it
-    gains is measured in the README ("Measured").
+    gains is measured in docs/performance.md.
     """
 
     LIMIT = 64 * 1024  # uvloop's default high-water mark for a transport's buffer
