@@ -32,8 +32,8 @@ def on_starting(arbiter: Any) -> None:
 
 def _spawn_at_once(arbiter: Any) -> None:
     """gunicorn's spawn_workers, without its pause of up to 0.1 s after each fork, which spreads
-    the workers' imports of the app over time: preloaded workers import nothing, and the pauses
-    were a sixth of the start-up of 4 workers here."""
+    the workers' imports of the app over time: preloaded workers import nothing, so the pauses
+    would be much of their start-up (docs/performance.md)."""
     for _ in range(arbiter.num_workers - len(arbiter.WORKERS)):
         arbiter.spawn_worker()
 
