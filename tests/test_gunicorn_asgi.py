@@ -78,7 +78,7 @@ def test_print_shows_the_native_config(tmp_path: Path) -> None:
     )
     for line in ("worker_class = 'asgi'", "workers = 2", "max_requests = 500", "timeout = 30"):
         assert f"\n{line}\n" in result.stdout
-    assert "\npost_worker_init = launchers.gunicorn.asgi.post_worker_init\n" in result.stdout
+    assert "\nfrom launchers.gunicorn.asgi import post_worker_init\n" in result.stdout
     assert "gunicorn-asgi has no option for MAX_CONNECTIONS (it uses None;" in result.stderr
     assert "X-Forwarded-For is not read" in result.stderr
 
