@@ -22,7 +22,6 @@ from launchers.errors import ConfigError, dotenv_typos, load_settings, report
 from launchers.metrics_dir import empty
 from launchers.preflight import check_app, check_port, check_tls, unsupported
 from launchers.settings import Settings
-from launchers.uvicorn.single import INHERITED
 from launchers.workers import worker_count
 
 LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
@@ -63,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             print(plan.command.render().rstrip("\n"), plan.plain().render(), sep="\n\n")
             return 0
         check_tls(plan.settings)
-        if INHERITED not in os.environ:  # a restart in place keeps the port it listens on
-            check_port(plan.settings)
+        check_port(plan.settings)
         # The launcher's lines have the format of the server's lines that follow them.
         logs.configure(plan.settings)
         log = logging.getLogger("launchers")

@@ -44,8 +44,8 @@ COMMENT = "# nearest plain command ("
 TLS = [name for name in LAUNCHERS if "tls_certfile" not in load(name).REFUSED]
 
 
-def printed(**settings: str) -> str:
-    """The plain command that `python -m launchers --print` shows, run in the repository."""
+def print_output(**settings: str) -> str:
+    """What `python -m launchers --print` shows, run in the repository."""
     result = subprocess.run(
         [sys.executable, "-m", "launchers", "--print"],
         cwd=ROOT,
@@ -56,8 +56,14 @@ def printed(**settings: str) -> str:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    *_, comment, line = result.stdout.splitlines()
-    assert comment.startswith(COMMENT), result.stdout
+    return result.stdout
+
+
+def printed(**settings: str) -> str:
+    """The plain command that `--print` shows, last."""
+    output = print_output(**settings)
+    *_, comment, line = output.splitlines()
+    assert comment.startswith(COMMENT), output
     return line
 
 
@@ -141,16 +147,8 @@ def test_the_printed_gunicorn_conf_runs_as_a_gunicorn_conf_py(name: str, tmp_pat
     as the launcher does: its hooks are imported by name, not written as bare dotted paths."""
     port = free_port()
     settings = {"LAUNCHER": name, "WEB_CONCURRENCY": "2", "PORT": str(port)}
-    result = subprocess.run(
-        [sys.executable, "-m", "launchers", "--print"],
-        cwd=ROOT,
-        env=clean_env(APP=KIT_APP, GRACEFUL_TIMEOUT=str(GRACEFUL), **settings),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    command, conf = result.stdout.split(f"\n\n{COMMENT}")[0].split("\n\n", 1)
+    output = print_output(APP=KIT_APP, GRACEFUL_TIMEOUT=str(GRACEFUL), **settings)
+    command, conf = output.split(f"\n\n{COMMENT}")[0].split("\n\n", 1)
     assert "from launchers.gunicorn.hooks import on_starting\n" in conf
     pasted_conf = tmp_path / "gunicorn.conf.py"
     pasted_conf.write_text(conf)

@@ -117,10 +117,13 @@ def serve(config: Config, sock: socket.socket) -> int:
 
 
 def restart(kept: int | None) -> None:
-    """Become the same command again, a new process image, inheriting the listening socket."""
+    """Become this server again, a new process image, inheriting the listening socket. The
+    server's own command, not the launcher's: the settings were checked and the migrations run
+    when the launcher started, and the environment it set is inherited."""
     _flush_logs()
     os.environ[INHERITED] = str(kept)
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    interpreter = sys.orig_argv[1 : sys.orig_argv.index("-m")] if "-m" in sys.orig_argv else []
+    os.execv(sys.executable, [sys.executable, *interpreter, "-m", __package__])
 
 
 def _flush_logs() -> None:
