@@ -96,9 +96,10 @@ def test_max_requests_recycles_workers_under_load_fails_no_request(
     ) as server:
         manager = server.proc.pid
         first = settled_workers(manager, 2)
-        tally = asyncio.run(hammer(server.url + "/info", seconds=8, limit=3000))
+        # Bounded by count; the time bound only catches a server that stopped answering.
+        tally = asyncio.run(hammer(server.url + "/info", seconds=45, limit=1500))
         assert (tally.failed, dict(tally.failures)) == (0, {})
-        assert tally.ok > 1000, "the load really ran"
+        assert tally.ok >= 1500, "the load ran to its end"
         assert len(tally.pids) > 3, f"workers were recycled: {tally.pids}"
         assert not settled_workers(manager, 2) & first, "the worker count is restored"
         # Every answered request is still counted: the shared metrics outlived their workers.
