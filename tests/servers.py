@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from launchers.settings import Settings
+from tests.scrape import FRESH
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT_APP = "tests.kitapp:app"  # what `serve` serves unless told: the kit's tests need no sample
@@ -110,6 +111,29 @@ def serve(
 
 def launcher(name: str) -> list[str]:
     return [sys.executable, "-m", "launchers", name]
+
+
+def run_launcher(cwd: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`python -m launchers ARGS` as a user runs it, to its end: a real process, its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "launchers", *args],
+        cwd=cwd,
+        env=clean_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def serving_pids(url: str) -> set[int]:
+    """Pids answering `/info` now, over a few fresh connections (a worker still starting may
+    refuse, or answer with an error)."""
+    pids = set()
+    for _ in range(20):
+        with suppress(httpx.HTTPError, ValueError):
+            pids.add(int(httpx.get(url + "/info", headers=FRESH, timeout=2).json()["pid"]))
+    return pids
 
 
 def wait_ready(server: Server, path: str, timeout: float) -> None:

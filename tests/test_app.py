@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from app.main import build_app
 from app.settings import Settings
 from launchers.settings import Settings as ServerSettings
-from tests.servers import free_port, with_asgi
-from tests.test_cli import assert_clear_error, run
+from tests.servers import free_port, run_launcher, with_asgi
+from tests.test_cli import assert_clear_error
 
 Check = Callable[[httpx.AsyncClient], Awaitable[None]]
 
@@ -85,19 +85,19 @@ def test_app_object_is_importable_as_the_entrypoint() -> None:
     ],
 )
 def test_database_url_that_is_wrong(tmp_path: Path, url: str, problem: str) -> None:
-    assert_clear_error(run(tmp_path, "uvicorn", DATABASE_URL=url), problem)
+    assert_clear_error(run_launcher(tmp_path, "uvicorn", DATABASE_URL=url), problem)
 
 
 @pytest.mark.parametrize("password", ["s3cr@t", "s3/cr@t"])
 def test_database_url_that_is_wrong_shows_no_password(tmp_path: Path, password: str) -> None:
-    result = run(tmp_path, "uvicorn", DATABASE_URL=f"mysql://app:{password}@db/app")
+    result = run_launcher(tmp_path, "uvicorn", DATABASE_URL=f"mysql://app:{password}@db/app")
     assert_clear_error(result, "DATABASE_URL='mysql://app:***@db/app' is a 'mysql' database")
     assert "s3" not in result.stderr
 
 
 def test_database_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:
     url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/app"
-    result = run(tmp_path, "gunicorn", DATABASE_URL=url)
+    result = run_launcher(tmp_path, "gunicorn", DATABASE_URL=url)
     assert_clear_error(
         result,
         "DATABASE_URL=postgresql+psycopg://app:***@127.0.0.1:",
@@ -107,7 +107,7 @@ def test_database_that_cannot_be_reached_is_named_without_its_password(tmp_path:
 
 
 def test_sqlite_file_that_cannot_be_made(tmp_path: Path) -> None:
-    result = run(tmp_path, "uvicorn", DATABASE_URL="sqlite:////proc/no/app.db")
+    result = run_launcher(tmp_path, "uvicorn", DATABASE_URL="sqlite:////proc/no/app.db")
     assert_clear_error(
         result, "DATABASE_URL=sqlite:////proc/no/app.db: cannot apply the migrations"
     )

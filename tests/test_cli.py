@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,7 @@ from launchers.cli import main
 from launchers.errors import from_validation
 from launchers.preflight import _bind_problem, unsupported
 from launchers.settings import Settings
-from tests.servers import clean_env, free_port
-
-
-def run(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    """The launcher as a user runs it: a real process, its real output."""
-    return subprocess.run(
-        [sys.executable, "-m", "launchers", *args],
-        cwd=tmp_path,
-        env=clean_env(**settings),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+from tests.servers import free_port, run_launcher
 
 
 def assert_clear_error(result: subprocess.CompletedProcess[str], *culprits: str) -> None:
@@ -41,7 +28,7 @@ def assert_clear_error(result: subprocess.CompletedProcess[str], *culprits: str)
 
 
 def test_print_shows_the_native_command(tmp_path: Path) -> None:
-    result = run(tmp_path, "uvicorn", "--print", WEB_CONCURRENCY="2", PORT="8123")
+    result = run_launcher(tmp_path, "uvicorn", "--print", WEB_CONCURRENCY="2", PORT="8123")
     assert result.returncode == 0
     assert result.stdout.startswith("LAUNCHER=uvicorn WEB_CONCURRENCY=2 ")
     assert "-m launchers.uvicorn\n" in result.stdout
@@ -58,42 +45,44 @@ def test_default_launcher_comes_from_the_launcher_setting(
 
 def test_an_empty_setting_is_an_unset_one(tmp_path: Path) -> None:
     """`make run LAUNCHER=` passes LAUNCHER as an empty string: the default, not an error."""
-    result = run(tmp_path, "--print", LAUNCHER="", WEB_CONCURRENCY="", PORT="")
+    result = run_launcher(tmp_path, "--print", LAUNCHER="", WEB_CONCURRENCY="", PORT="")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("LAUNCHER=uvicorn WEB_CONCURRENCY=")
     assert "    port=8000,\n" in result.stdout
 
 
 def test_web_concurrency_not_a_number(tmp_path: Path) -> None:
-    result = run(tmp_path, "uvicorn", WEB_CONCURRENCY="abc")
+    result = run_launcher(tmp_path, "uvicorn", WEB_CONCURRENCY="abc")
     assert_clear_error(result, "WEB_CONCURRENCY='abc' is not a whole number")
 
 
 def test_port_out_of_range(tmp_path: Path) -> None:
     assert_clear_error(
-        run(tmp_path, "gunicorn", PORT="70000"), "PORT='70000' must be at most 65535"
+        run_launcher(tmp_path, "gunicorn", PORT="70000"), "PORT='70000' must be at most 65535"
     )
 
 
 def test_several_problems_named_at_once_and_dotenv_named(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("LOG_LEVEL=loud\n")
-    result = run(tmp_path, "uvicorn", RELOAD="maybe")
+    result = run_launcher(tmp_path, "uvicorn", RELOAD="maybe")
     assert_clear_error(
         result, "RELOAD='maybe' is not true or false", "LOG_LEVEL='loud' (from .env)"
     )
 
 
 def test_tls_files_must_exist_and_come_in_pairs(tmp_path: Path) -> None:
-    result = run(tmp_path, "uvicorn", TLS_CERTFILE="nope.pem")
+    result = run_launcher(tmp_path, "uvicorn", TLS_CERTFILE="nope.pem")
     assert_clear_error(result, "TLS_CERTFILE='nope.pem' no such file")
     (tmp_path / "cert.pem").write_text("x")
-    result = run(tmp_path, "uvicorn", TLS_CERTFILE="cert.pem")
+    result = run_launcher(tmp_path, "uvicorn", TLS_CERTFILE="cert.pem")
     assert_clear_error(result, "TLS_CERTFILE and TLS_KEYFILE go together")
 
 
 def test_unknown_launcher(tmp_path: Path) -> None:
-    assert_clear_error(run(tmp_path, "hypercorn"), "launcher 'hypercorn' is unknown", "gunicorn")
-    assert_clear_error(run(tmp_path, LAUNCHER="nginx"), "LAUNCHER='nginx' is unknown")
+    assert_clear_error(
+        run_launcher(tmp_path, "hypercorn"), "launcher 'hypercorn' is unknown", "gunicorn"
+    )
+    assert_clear_error(run_launcher(tmp_path, LAUNCHER="nginx"), "LAUNCHER='nginx' is unknown")
 
 
 def test_busy_port_is_named(tmp_path: Path) -> None:
@@ -102,43 +91,45 @@ def test_busy_port_is_named(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         for name in ("uvicorn", "gunicorn", "fastapi"):
-            result = run(tmp_path, name, PORT=str(port))
+            result = run_launcher(tmp_path, name, PORT=str(port))
             assert_clear_error(result, f"PORT={port}: 127.0.0.1:{port} is already in use")
 
 
 def test_host_that_is_not_ours(tmp_path: Path) -> None:
-    result = run(tmp_path, "uvicorn", HOST="192.0.2.1", PORT=str(free_port()))
+    result = run_launcher(tmp_path, "uvicorn", HOST="192.0.2.1", PORT=str(free_port()))
     assert_clear_error(result, "HOST='192.0.2.1' is not an address of this machine")
 
 
 def test_fastapi_cli_refuses_tls(tmp_path: Path) -> None:
     (tmp_path / "c.pem").write_text("x")
     (tmp_path / "k.pem").write_text("x")
-    result = run(tmp_path, "fastapi", TLS_CERTFILE="c.pem", TLS_KEYFILE="k.pem")
+    result = run_launcher(tmp_path, "fastapi", TLS_CERTFILE="c.pem", TLS_KEYFILE="k.pem")
     assert_clear_error(result, "fastapi-cli cannot honour TLS_CERTFILE: it has no option")
     assert "c.pem" not in result.stderr
 
 
 def test_dotenv_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / ".env").write_bytes(b"PORT=\xff\xfe\n")
-    assert_clear_error(run(tmp_path, "uvicorn"), ".env is not UTF-8 text (invalid start byte")
+    assert_clear_error(
+        run_launcher(tmp_path, "uvicorn"), ".env is not UTF-8 text (invalid start byte"
+    )
 
 
 def test_dotenv_that_is_a_directory(tmp_path: Path) -> None:
     (tmp_path / ".env").mkdir()
-    assert_clear_error(run(tmp_path, "uvicorn"), ".env cannot be read: Is a directory.")
+    assert_clear_error(run_launcher(tmp_path, "uvicorn"), ".env cannot be read: Is a directory.")
 
 
 def test_dotenv_line_that_is_not_an_assignment(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("# settings\nPORT=8001\nAPI_TOKEN s3cret\n")
-    result = run(tmp_path, "uvicorn")
+    result = run_launcher(tmp_path, "uvicorn")
     assert_clear_error(result, ".env line 3 is not NAME=value.")
     assert "s3cret" not in result.stderr  # the line may be a secret's
 
 
 def test_misspelt_setting_in_dotenv_is_named_with_its_likely_meaning(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("WEB_CONCURENCY=1\nlog_levl=debug\nPOSTGRES_PASSWORD=pw\n")
-    result = run(tmp_path, "uvicorn", "--print")
+    result = run_launcher(tmp_path, "uvicorn", "--print")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "warning: .env sets WEB_CONCURENCY, which is no setting: did you mean WEB_CONCURRENCY?",
@@ -147,7 +138,9 @@ def test_misspelt_setting_in_dotenv_is_named_with_its_likely_meaning(tmp_path: P
 
 
 def test_warnings_never_show_a_value(tmp_path: Path) -> None:
-    result = run(tmp_path, "granian", "--print", MAX_REQUESTS="12345", MAX_REQUESTS_JITTER="678")
+    result = run_launcher(
+        tmp_path, "granian", "--print", MAX_REQUESTS="12345", MAX_REQUESTS_JITTER="678"
+    )
     assert result.returncode == 0, result.stderr
     assert "MAX_REQUESTS (it uses 0; uvicorn" in result.stderr  # its own default, not ours
     assert "12345" not in result.stderr
@@ -166,7 +159,7 @@ def test_warnings_never_show_a_value(tmp_path: Path) -> None:
     ],
 )
 def test_nonsense_limits(tmp_path: Path, variable: str, value: str, problem: str) -> None:
-    assert_clear_error(run(tmp_path, "gunicorn", **{variable: value}), problem)
+    assert_clear_error(run_launcher(tmp_path, "gunicorn", **{variable: value}), problem)
 
 
 def test_privileged_port_is_explained() -> None:

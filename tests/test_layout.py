@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import ast
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from launchers import LAUNCHERS
-from tests.servers import ROOT, clean_env, free_port, launcher, serve
+from tests.servers import ROOT, free_port, launcher, run_launcher, serve
 
 KIT = ("launchers", "devtls")
 SAMPLE = "app"
@@ -60,28 +58,12 @@ def test_the_kit_serves_an_app_of_another_package_without_the_sample(tmp_path: P
 
 def test_a_setting_of_the_apps_own_draws_no_warning(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BILLING_CURRENCY=EUR\nDATABASE_URL=sqlite:///x.db\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "launchers", "uvicorn", "--print"],
-        cwd=tmp_path,
-        env=clean_env(PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_launcher(tmp_path, "uvicorn", "--print", PYTHONPATH=str(ROOT))
     assert (result.returncode, result.stderr) == (0, "")
 
 
 def test_an_app_that_cannot_be_found_is_named(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "launchers", "uvicorn"],
-        cwd=tmp_path,
-        env=clean_env(PYTHONPATH=str(ROOT), APP="billing.main:app"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_launcher(tmp_path, "uvicorn", PYTHONPATH=str(ROOT), APP="billing.main:app")
     assert result.returncode == 2
     assert result.stderr == (
         "error: APP='billing.main:app' cannot be served: No module named 'billing' (run from the "
@@ -107,15 +89,7 @@ def test_an_attribute_the_module_does_not_define_is_named_before_any_worker(
     words alike, where each server would fail in its own way (fastapi-cli even exits 0)."""
     (tmp_path / "billing.py").write_text(source)
     for name in LAUNCHERS:
-        result = subprocess.run(
-            [sys.executable, "-m", "launchers", name],
-            cwd=tmp_path,
-            env=clean_env(APP=app, PORT=str(free_port())),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run_launcher(tmp_path, name, APP=app, PORT=str(free_port()))
         assert result.returncode == 2, (name, result)
         assert result.stderr == f"error: APP={app!r} cannot be served: {problem}.\n"
         assert result.stdout == ""
@@ -135,13 +109,5 @@ def test_an_attribute_the_source_may_bind_is_left_to_the_server(
     tmp_path: Path, source: str
 ) -> None:
     (tmp_path / "billing.py").write_text(source)
-    result = subprocess.run(
-        [sys.executable, "-m", "launchers", "uvicorn", "--print"],
-        cwd=tmp_path,
-        env=clean_env(APP="billing:app"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_launcher(tmp_path, "uvicorn", "--print", APP="billing:app")
     assert (result.returncode, result.stderr) == (0, ""), result.stderr

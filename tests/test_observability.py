@@ -27,6 +27,7 @@ from tests.servers import (
     launcher,
     running,
     serve,
+    serving_pids,
     settled_workers,
     wait_for,
 )
@@ -107,16 +108,8 @@ def test_a_killed_worker_leaves_no_request_in_progress(name: str, tmp_path: Path
         (new,) = settled_workers(server.proc.pid, 2) - before
         # granian's manager holds no listening socket, and a worker of its answers 500 before
         # the app has started: wait for the new worker's own answer.
-        wait_for(lambda: new in _serving(server.url), 10, "the new worker serving")
+        wait_for(lambda: new in serving_pids(server.url), 10, "the new worker serving")
         assert scrape(server.url)[("http_requests_in_progress", ())] == 1, "only this scrape"
-
-
-def _serving(url: str) -> set[int]:
-    pids = set()
-    for _ in range(20):
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            pids.add(int(httpx.get(url + "/info", headers=FRESH, timeout=2).json()["pid"]))
-    return pids
 
 
 def _holding(url: str) -> int:

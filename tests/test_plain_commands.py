@@ -33,6 +33,7 @@ from tests.servers import (
     free_port,
     group_alive,
     refused,
+    run_launcher,
     settled_workers,
     stop,
     trusting,
@@ -46,15 +47,7 @@ TLS = [name for name in LAUNCHERS if "tls_certfile" not in load(name).REFUSED]
 
 def print_output(**settings: str) -> str:
     """What `python -m launchers --print` shows, run in the repository."""
-    result = subprocess.run(
-        [sys.executable, "-m", "launchers", "--print"],
-        cwd=ROOT,
-        env=clean_env(**settings),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_launcher(ROOT, "--print", **settings)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

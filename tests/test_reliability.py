@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
@@ -22,6 +21,7 @@ from tests.servers import (
     replaced,
     running,
     serve,
+    serving_pids,
     settled_workers,
     until,
     wait_for,
@@ -34,15 +34,6 @@ STEADY = ["uvicorn", "gunicorn"]
 MANAGERS = [*STEADY, "gunicorn-asgi"]
 # granian too, where it behaves as they do (docs/launchers.md: what it lacks).
 SERVERS = [*MANAGERS, "granian"]
-
-
-def serving_pids(url: str) -> set[int]:
-    """Pids answering `/info` now, over a few fresh connections."""
-    pids = set()
-    for _ in range(20):
-        with contextlib.suppress(httpx.HTTPError):
-            pids.add(httpx.get(url + "/info", timeout=2).json()["pid"])
-    return pids
 
 
 @pytest.mark.timeout(90)

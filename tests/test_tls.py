@@ -19,7 +19,7 @@ import trustme
 
 from devtls.certs import CertPaths, ensure, project_name
 from devtls.trust import CA, system
-from tests.servers import ROOT, clean_env, serve, trusting
+from tests.servers import ROOT, clean_env, run_launcher, serve, trusting
 
 CHROMIUM = shutil.which("chromium")
 CERTUTIL = shutil.which("certutil")
@@ -132,17 +132,6 @@ def test_run_tls_with_fastapi_cli_is_refused(certs: CertPaths, tmp_path: Path) -
     assert "Traceback" not in result.stderr
 
 
-def launch(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "launchers", "uvicorn"],
-        cwd=tmp_path,
-        env=clean_env(**settings),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
 def assert_refused(result: subprocess.CompletedProcess[str], message: str) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: " + message), result.stderr
@@ -152,7 +141,9 @@ def assert_refused(result: subprocess.CompletedProcess[str], message: str) -> No
 def test_key_that_does_not_match_the_certificate(certs: CertPaths, tmp_path: Path) -> None:
     other = CertPaths(tmp_path / "other")
     ensure(other)
-    result = launch(tmp_path, TLS_CERTFILE=str(certs.server), TLS_KEYFILE=str(other.server_key))
+    result = run_launcher(
+        tmp_path, "uvicorn", TLS_CERTFILE=str(certs.server), TLS_KEYFILE=str(other.server_key)
+    )
     assert_refused(
         result, f"TLS_KEYFILE='{other.server_key}' is not the private key of TLS_CERTFILE="
     )
@@ -165,15 +156,19 @@ def test_expired_certificate(tmp_path: Path) -> None:
     cert, key = tmp_path / "old.pem", tmp_path / "old-key.pem"
     leaf.cert_chain_pems[0].write_to_path(str(cert))
     leaf.private_key_pem.write_to_path(str(key))
-    result = launch(tmp_path, TLS_CERTFILE=str(cert), TLS_KEYFILE=str(key))
+    result = run_launcher(tmp_path, "uvicorn", TLS_CERTFILE=str(cert), TLS_KEYFILE=str(key))
     assert_refused(result, f"TLS_CERTFILE='{cert}' expired on {past:%Y-%m-%d}")
 
 
 def test_missing_or_unreadable_files(tmp_path: Path) -> None:
-    result = launch(tmp_path, TLS_CERTFILE="missing.pem", TLS_KEYFILE="missing-key.pem")
+    result = run_launcher(
+        tmp_path, "uvicorn", TLS_CERTFILE="missing.pem", TLS_KEYFILE="missing-key.pem"
+    )
     assert_refused(result, "bad configuration: TLS_CERTFILE='missing.pem' no such file")
     (tmp_path / "garbage.pem").write_text("not a certificate\n")
-    result = launch(tmp_path, TLS_CERTFILE="garbage.pem", TLS_KEYFILE="garbage.pem")
+    result = run_launcher(
+        tmp_path, "uvicorn", TLS_CERTFILE="garbage.pem", TLS_KEYFILE="garbage.pem"
+    )
     assert_refused(result, "TLS_CERTFILE='garbage.pem' holds no PEM certificate")
 
 

@@ -28,10 +28,9 @@ from launchers.uvicorn.supervisor import Supervisor
 
 def main() -> int:
     settings = Settings()
-    inherited = single.inherited_socket()
     if (settings.web_concurrency or 1) == 1 and not settings.reload:
         config = Config(**uvicorn.config(settings))
-        return single.serve(config, inherited or config.bind_socket())
+        return single.serve(config, single.inherited_socket() or config.bind_socket())
     with (
         shared_metrics_dir(),
         tempfile.TemporaryDirectory(prefix="uvicorn-heartbeats-") as directory,
