@@ -116,6 +116,43 @@ def test_granian_manager_ignores_the_scaling_signals(tmp_path: Path) -> None:
         shell.wait(timeout=10)
 
 
+@pytest.mark.parametrize("app", ["importing", "plain", "kit"])
+def test_granian_worker_keeps_a_stop_asked_while_it_starts(app: str, tmp_path: Path) -> None:
+    """A forked granian worker ran its manager's signal handlers until its event loop took over,
+    and uvloop drops a signal that arrives while its loop is stopped, as it is between the
+    lifespan and serving (`launchers/granian/signals.py`): a stop then waited for the kill after
+    the graceful timeout. Now it is kept, with the kit's features or without."""
+    env = clean_env(
+        PORT=str(free_port()),
+        APP=f"tests.stopwindow:{app}",
+        WEB_CONCURRENCY="1",
+        GRACEFUL_TIMEOUT="30",
+    )
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            launcher("granian"),
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert proc.wait(timeout=25) == 0, "stopped well before the graceful timeout"
+        output = log.read_text()
+        moment = "while the app is loaded" if app == "importing" else "before serving"
+        assert f"stop asked for {moment}" in output, "asked in that window"
+        assert "SIGTERM heard: True" in output
+        assert "refused to gracefully stop" not in output
+        assert "Stopped worker-1" in output
+        assert not group_alive(proc.pid)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 @pytest.mark.parametrize("preload", [False, True])
 def test_gunicorn_master_is_the_launchers_process(preload: bool, tmp_path: Path) -> None:
     """gunicorn runs in the launcher's own process, PRELOAD or not: the process the launcher

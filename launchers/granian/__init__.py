@@ -1,7 +1,8 @@
-"""granian: a server written in Rust that runs the ASGI app in spawned Python workers.
+"""granian: a server written in Rust that runs the ASGI app in Python worker processes.
 
-Spawn model, like uvicorn's manager, but each worker's sockets, HTTP parsing and TLS (rustls) run
-on a Rust thread beside the Python one, outside the GIL: a worker can keep more than one CPU busy.
+Each worker imports the app, as under uvicorn's manager (forked, or spawned from Python 3.14), but
+its sockets, HTTP parsing and TLS (rustls) run on a Rust thread beside the Python one, outside the
+GIL: a worker can keep more than one CPU busy.
 The translation is to `granian.Granian` arguments, run by `launchers.granian`: granian's CLI
 takes its logging configuration only as a file, and the metrics directory has to outlive its
 workers. Little else: `plain()`, the same arguments as granian's own flags, loses little.

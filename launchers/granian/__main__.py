@@ -20,6 +20,7 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from launchers import granian
+from launchers.granian.signals import in_worker, keep_stop_signals
 from launchers.installed import warn_if_lacking
 from launchers.metrics_dir import shared_metrics_dir
 from launchers.settings import Settings
@@ -40,6 +41,7 @@ def main() -> int:
     # would stop (suspend) its manager by default, a SIGTERM then waiting for a SIGCONT.
     for unscaled in (signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(unscaled, signal.SIG_IGN)
+    keep_stop_signals()
     with shared_metrics_dir():
         Granian(**options).serve(target_loader=_load)
     return 0
@@ -47,6 +49,7 @@ def main() -> int:
 
 def _load(target: str, *args: Any, **kwargs: Any) -> Any:
     """granian's own loader, in each worker, then the check that the app has the kit's parts."""
+    in_worker()  # a spawned worker's first chance (a forked one's ran at the fork)
     app = load_target(target, *args, **kwargs)
     warn_if_lacking(target)
     return app
