@@ -75,20 +75,12 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-@contextmanager
-def serve(
-    argv: list[str],
-    workdir: Path,
-    ready: str = "/healthz",
-    timeout: float = 30,
-    ca: Path | None = None,
-    **settings: str,
-) -> Iterator[Server]:
-    """Start `argv` in its own process group and yield once `ready` answers 200.
+def start(argv: list[str], workdir: Path, ca: Path | None = None, **settings: str) -> Server:
+    """Start `argv` in its own process group on a free port, its output in a log in `workdir`.
 
     It serves `APP` if given, else the kit's test app. The working directory is a fresh one, so
     no `.env` of the developer's leaks in. With `ca`, the server speaks HTTPS at
-    https://localhost:PORT and `Server.verify` trusts only that CA.
+    https://localhost:PORT and `Server.verify` trusts only that CA. The caller `stop`s it.
     """
     port = free_port()
     settings.setdefault("APP", KIT_APP)
@@ -101,12 +93,25 @@ def serve(
             argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     url = f"https://localhost:{port}" if ca else f"http://127.0.0.1:{port}"
-    server = Server(proc, url, log, trusting(ca) if ca else True)
+    return Server(proc, url, log, trusting(ca) if ca else True)
+
+
+@contextmanager
+def serve(
+    argv: list[str],
+    workdir: Path,
+    ready: str = "/healthz",
+    timeout: float = 30,
+    ca: Path | None = None,
+    **settings: str,
+) -> Iterator[Server]:
+    """`start` it, yield once `ready` answers 200, and stop it, workers too."""
+    server = start(argv, workdir, ca, **settings)
     try:
         wait_ready(server, ready, timeout)
         yield server
     finally:
-        stop(proc)
+        stop(server.proc)
 
 
 def launcher(name: str) -> list[str]:

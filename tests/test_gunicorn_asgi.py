@@ -26,11 +26,11 @@ from tests.scrape import FRESH, info_count, scrape
 from tests.servers import (
     Server,
     clean_env,
-    free_port,
     launcher,
     refused,
     serve,
     settled_workers,
+    start,
     stop,
     wait_for,
     workers,
@@ -171,15 +171,11 @@ def test_a_stop_while_a_worker_imports_the_app_is_not_lost(tmp_path: Path) -> No
     """uvloop reads signals only while its loop runs: without `post_fork`'s mask, this SIGTERM
     is dropped and the master kills the worker at GRACEFUL_TIMEOUT."""
     (tmp_path / "slowapp.py").write_text(SLOW_IMPORT)
-    env = clean_env(
-        PORT=str(free_port()), APP="slowapp:app", WEB_CONCURRENCY="1", GRACEFUL_TIMEOUT="20",
-    )  # fmt: skip
     marker = tmp_path / "importing"
-    with (tmp_path / "server.log").open("wb") as out:
-        proc = subprocess.Popen(
-            launcher("gunicorn-asgi"), cwd=tmp_path, env=env, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    proc = start(
+        launcher("gunicorn-asgi"), tmp_path, APP="slowapp:app", WEB_CONCURRENCY="1",
+        GRACEFUL_TIMEOUT="20",
+    ).proc  # fmt: skip
     try:
         wait_for(lambda: marker.exists() and marker.read_text() != "", 20, "an import begun")
         assert int(marker.read_text()) in workers(proc.pid), "the worker imports it"

@@ -14,15 +14,14 @@ import httpx
 import pytest
 
 from tests.servers import (
-    KIT_APP,
     ROOT,
     Server,
-    clean_env,
-    free_port,
     group_alive,
     launcher,
     serve,
     settled_workers,
+    start,
+    stop,
     wait_for,
     wait_ready,
     workers,
@@ -84,26 +83,18 @@ def test_granian_manager_ignores_the_scaling_signals(tmp_path: Path) -> None:
     process: its manager must ignore them. Started by a shell with job control, as from a
     terminal: the kernel discards those signals for a process group with no parent in its own
     session, as `serve` makes, so that would prove nothing."""
-    port = free_port()
     script = 'set -m; "$@" & echo $! > manager.pid; wait $!'
-    env = clean_env(PORT=str(port), WEB_CONCURRENCY="1", APP=KIT_APP)
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        shell = subprocess.Popen(
-            ["bash", "-c", script, "bash", *launcher("granian")],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = start(
+        ["bash", "-c", script, "bash", *launcher("granian")], tmp_path, WEB_CONCURRENCY="1"
+    )
+    shell = server.proc
     pid_file = tmp_path / "manager.pid"
     groups = {shell.pid}
     try:
         wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 10, "the pid")
         manager = int(pid_file.read_text())
         groups.add(manager)  # job control gave it a process group of its own
-        wait_ready(Server(shell, f"http://127.0.0.1:{port}", log), "/healthz", 30)
+        wait_ready(server, "/healthz", 30)
         os.kill(manager, signal.SIGTTIN)
         os.kill(manager, signal.SIGTTOU)
         # A manager they stopped would not act on SIGTERM: the exit proves them ignored.
@@ -122,35 +113,24 @@ def test_granian_worker_keeps_a_stop_asked_while_it_starts(app: str, tmp_path: P
     and uvloop drops a signal that arrives while its loop is stopped, as it is between the
     lifespan and serving (`launchers/granian/signals.py`): a stop then waited for the kill after
     the graceful timeout. Now it is kept, with the kit's features or without."""
-    env = clean_env(
-        PORT=str(free_port()),
+    server = start(
+        launcher("granian"),
+        tmp_path,
         APP=f"tests.stopwindow:{app}",
         WEB_CONCURRENCY="1",
         GRACEFUL_TIMEOUT="30",
     )
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            launcher("granian"),
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        assert proc.wait(timeout=25) == 0, "stopped well before the graceful timeout"
-        output = log.read_text()
+        assert server.proc.wait(timeout=25) == 0, "stopped well before the graceful timeout"
+        output = server.output()
         moment = "while the app is loaded" if app == "importing" else "before serving"
         assert f"stop asked for {moment}" in output, "asked in that window"
         assert "SIGTERM heard: True" in output
         assert "refused to gracefully stop" not in output
         assert "Stopped worker-1" in output
-        assert not group_alive(proc.pid)
+        assert not group_alive(server.proc.pid)
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        stop(server.proc)
 
 
 @pytest.mark.parametrize("preload", [False, True])

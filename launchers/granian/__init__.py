@@ -119,4 +119,5 @@ def plain(settings: Settings) -> Plain:
     if (settings.web_concurrency or 1) > 1:
         lost.append(METRICS)
     lost.append("SIGTTIN and SIGTTOU ignored (they suspend granian's manager)")
+    lost.append("a stop signal sent while a worker starts (held until it can act on it)")
     return Plain(["granian", *argv], lost, little=True)

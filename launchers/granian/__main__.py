@@ -49,7 +49,7 @@ def main() -> int:
 
 def _load(target: str, *args: Any, **kwargs: Any) -> Any:
     """granian's own loader, in each worker, then the check that the app has the kit's parts."""
-    in_worker()  # a spawned worker's first chance (a forked one's ran at the fork)
+    in_worker()
     app = load_target(target, *args, **kwargs)
     warn_if_lacking(target)
     return app

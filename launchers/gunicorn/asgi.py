@@ -8,10 +8,9 @@ says what the worker does without them. Its plain command (`plain()`) loses only
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
-from launchers import gunicorn
+from launchers import gunicorn, held_stops
 from launchers.command import Command, Plain, losses
 from launchers.installed import warn_if_lacking
 from launchers.settings import Settings
@@ -75,16 +74,10 @@ def plain(settings: Settings) -> Plain:
     return Plain(["gunicorn", *argv], losses(unflagged, described))
 
 
-# uvloop (the worker's loop when installed) reads its signals only while the loop runs: a stop
-# sent while the worker imports the app would be lost, and the worker would serve on until the
-# master kills it at GRACEFUL_TIMEOUT. So the worker holds them until its loop runs.
-_STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
-
-
 def post_fork(arbiter: Any, worker: Any) -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    held_stops.hold()
 
 
 def post_worker_init(worker: Any) -> None:
     warn_if_lacking(worker.cfg.wsgi_app)
-    worker.loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, _STOPS)
+    worker.loop.call_soon(held_stops.release)  # once its loop runs, and hears them
